@@ -53,7 +53,7 @@ type ServerConfig struct {
 
 // ServerStats are cumulative counters, read with Stats.
 type ServerStats struct {
-	Challenges, VersionCloses, Accepted              uint64
+	Challenges, VersionCloses, Accepted             uint64
 	DroppedInits, DroppedResponses, ReplayedAccepts uint64
 }
 
