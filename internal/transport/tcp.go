@@ -1,0 +1,167 @@
+package transport
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/pool-go/pool/internal/bufpool"
+	"github.com/pool-go/pool/internal/handshake"
+	"github.com/pool-go/pool/internal/wire"
+)
+
+// TCP keepalive settings: a peer that vanishes without a FIN or RST is
+// noticed by the kernel within Idle + Interval*Count, even on an idle
+// session (heartbeats, a later layer, do it faster).
+var tcpKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3}
+
+// TCPConn frames POOL packets on a TCP stream: each packet is its 80-byte
+// header followed by exactly "payload length" bytes; nothing else is on the
+// wire, from the first byte (the same framing as the C reference).
+type TCPConn struct {
+	c    *net.TCPConn
+	path handshake.Path
+	hdr  [wire.HeaderLen]byte
+	out  net.Buffers
+}
+
+// NewTCPConn wraps an established TCP connection. isServer says which end
+// of the Path the local socket is.
+func NewTCPConn(c *net.TCPConn, isServer bool) *TCPConn {
+	_ = c.SetKeepAliveConfig(tcpKeepAlive)
+	_ = c.SetNoDelay(true)
+	local, remote := mapped(c.LocalAddr()), mapped(c.RemoteAddr())
+	p := handshake.Path{Transport: handshake.TransportTCP, Client: local, Server: remote}
+	if isServer {
+		p.Client, p.Server = remote, local
+	}
+	return &TCPConn{c: c, path: p}
+}
+
+// mapped returns a TCP address with its IP in 16-byte form: IPv4 peers of a
+// dual-stack listener appear as IPv4-mapped IPv6 (draft §12).
+func mapped(a net.Addr) netip.AddrPort {
+	ap := a.(*net.TCPAddr).AddrPort()
+	return netip.AddrPortFrom(netip.AddrFrom16(ap.Addr().As16()), ap.Port())
+}
+
+// ReadPacket reads one frame. The payload length is bounded by the 16-bit
+// field itself (at most 65535) and must cover at least the AEAD tag: after
+// the handshake every packet is sealed. The buffer is sized from the
+// length, never larger than one packet.
+func (t *TCPConn) ReadPacket() (*[]byte, error) {
+	if _, err := io.ReadFull(t.c, t.hdr[:]); err != nil {
+		return nil, err
+	}
+	if wire.PacketVersion(t.hdr[:]) != wire.Version1 {
+		return nil, fmt.Errorf("%w: version %d", ErrFrame, wire.PacketVersion(t.hdr[:]))
+	}
+	n := wire.PayloadLen(t.hdr[:])
+	if n < wire.TagLen {
+		return nil, fmt.Errorf("%w: payload length %d below the %d-byte tag", ErrFrame, n, wire.TagLen)
+	}
+	p := bufpool.Get(wire.HeaderLen + n)
+	copy(*p, t.hdr[:])
+	if _, err := io.ReadFull(t.c, (*p)[wire.HeaderLen:]); err != nil {
+		bufpool.Put(p)
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return p, nil
+}
+
+// ReadExact reads one handshake packet of exactly len(dst) bytes into a
+// fixed array: handshake reads never allocate from the length field
+// (handshake.md §1.3). It returns the header's payload length so the
+// caller can tell a version CLOSE from the packet it expected.
+func (t *TCPConn) ReadExact(dst []byte) error {
+	_, err := io.ReadFull(t.c, dst)
+	return err
+}
+
+// WritePackets writes the packets with one writev where it can.
+func (t *TCPConn) WritePackets(pkts [][]byte) error {
+	if len(pkts) == 1 {
+		_, err := t.c.Write(pkts[0])
+		return err
+	}
+	t.out = append(t.out[:0], pkts...)
+	_, err := t.out.WriteTo(t.c)
+	clear(t.out[:cap(t.out)])
+	return err
+}
+
+// Write sends raw bytes (handshake packets).
+func (t *TCPConn) Write(b []byte) (int, error) { return t.c.Write(b) }
+
+func (t *TCPConn) Path() handshake.Path               { return t.path }
+func (t *TCPConn) Reliable() bool                     { return true }
+func (t *TCPConn) MaxPacket() int                     { return wire.HeaderLen + wire.MaxPayload }
+func (t *TCPConn) SetReadDeadline(d time.Time) error  { return t.c.SetReadDeadline(d) }
+func (t *TCPConn) SetWriteDeadline(d time.Time) error { return t.c.SetWriteDeadline(d) }
+func (t *TCPConn) SetDeadline(d time.Time) error      { return t.c.SetDeadline(d) }
+func (t *TCPConn) Close() error                       { return t.c.Close() }
+
+// CloseWrite sends a TCP FIN after the last packet.
+func (t *TCPConn) CloseWrite() error { return t.c.CloseWrite() }
+
+// LocalAddr and RemoteAddr return the socket addresses.
+func (t *TCPConn) LocalAddr() net.Addr  { return t.c.LocalAddr() }
+func (t *TCPConn) RemoteAddr() net.Addr { return t.c.RemoteAddr() }
+
+// NormalizeAddress fills in the default port: "host" and "[v6]" become
+// host:9253; "host:port" is kept. Host names are resolved by the dialer.
+func NormalizeAddress(s string) (string, error) {
+	if s == "" {
+		return "", fmt.Errorf("empty address")
+	}
+	if host, port, err := net.SplitHostPort(s); err == nil {
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return "", fmt.Errorf("address %q: bad port %q", s, port)
+		}
+		return net.JoinHostPort(host, port), nil
+	}
+	host := s
+	if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	return net.JoinHostPort(host, strconv.Itoa(DefaultPort)), nil
+}
+
+// ListenTCP opens the overlay listener. An empty host (":9253") binds a
+// single dual-stack socket, so IPv4 and IPv6 clients share one listener.
+func ListenTCP(ctx context.Context, address string) (*net.TCPListener, error) {
+	if address == "" {
+		address = ":" + strconv.Itoa(DefaultPort)
+	}
+	a, err := NormalizeAddress(address)
+	if err != nil {
+		return nil, err
+	}
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", a)
+	if err != nil {
+		return nil, err
+	}
+	return l.(*net.TCPListener), nil
+}
+
+// DialTCP connects to a POOL node.
+func DialTCP(ctx context.Context, address string) (*TCPConn, error) {
+	a, err := NormalizeAddress(address)
+	if err != nil {
+		return nil, err
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", a)
+	if err != nil {
+		return nil, err
+	}
+	return NewTCPConn(c.(*net.TCPConn), false), nil
+}
