@@ -68,7 +68,10 @@ func newSecretRing(period time.Duration, r io.Reader) *secretRing {
 	return s
 }
 
-func (s *secretRing) epochAt(now time.Time) int64 { return now.UnixNano() / int64(s.period) }
+// epochAt numbers the rotation periods since the Unix epoch. A clock set
+// before 1970 is clamped to epoch 0 rather than indexing the ring with a
+// negative slot.
+func (s *secretRing) epochAt(now time.Time) int64 { return max(now.UnixNano(), 0) / int64(s.period) }
 
 // current returns the slot and MAC for a cookie issued now, rotating the
 // slot's secret if it belongs to an older epoch.

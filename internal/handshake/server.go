@@ -477,21 +477,32 @@ type difficulty struct {
 
 func (d *difficulty) roll(now time.Time) {
 	t := now.UnixNano()
-	if t-d.windowStart < int64(time.Second) {
+	elapsed := t - d.windowStart
+	if elapsed < int64(time.Second) {
 		return
 	}
 	rate := d.inWindow
-	if t-d.windowStart >= 2*int64(time.Second) {
-		rate = 0 // a whole quiet second passed
+	quiet := int64(0)
+	if elapsed >= 2*int64(time.Second) {
+		// Whole seconds passed with nothing counted: each one is a quiet
+		// window and lowers d by one.
+		rate = 0
+		quiet = elapsed/int64(time.Second) - 1
 	}
 	target := d.min
 	for r := rate; r > d.threshold && target < d.max; r /= 2 {
 		target++
 	}
-	if target > d.cur {
+	switch {
+	case target > d.cur:
 		d.cur = target
-	} else if target < d.cur {
-		d.cur--
+	case target < d.cur:
+		steps := max(quiet, 1)
+		if int64(d.cur-target) <= steps {
+			d.cur = target
+		} else {
+			d.cur -= uint8(steps)
+		}
 	}
 	d.windowStart, d.inWindow = t, 0
 }

@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -73,15 +74,17 @@ type Close struct {
 	Reason string
 }
 
-// AppendClose appends the CLOSE plaintext; an over-long reason is cut at a
-// rune boundary rather than refused, since a CLOSE must always be sendable.
+// AppendClose appends the CLOSE plaintext. A CLOSE must always be
+// sendable, so the reason is repaired rather than refused: invalid UTF-8
+// becomes U+FFFD and an over-long reason is cut at a rune boundary.
 func AppendClose(dst []byte, c *Close) []byte {
-	reason := c.Reason
+	reason := strings.ToValidUTF8(c.Reason, "\uFFFD")
 	if len(reason) > MaxReasonLen {
-		reason = reason[:MaxReasonLen]
-		for len(reason) > 0 && !utf8.ValidString(reason) {
-			reason = reason[:len(reason)-1]
+		cut := MaxReasonLen
+		for cut > 0 && !utf8.RuneStart(reason[cut]) {
+			cut--
 		}
+		reason = reason[:cut]
 	}
 	var b [CloseFixedLen]byte
 	b[0] = byte(c.Code)
