@@ -1,0 +1,417 @@
+package session
+
+import (
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/pool-go/pool/internal/bufpool"
+	"github.com/pool-go/pool/internal/wire"
+)
+
+// chunk is received plaintext still held in its packet buffer, so DATA is
+// copied once, into the reader's slice.
+type chunk struct {
+	buf  *[]byte
+	data []byte
+}
+
+// Channel is one of a session's 256 bidirectional byte streams. It
+// implements net.Conn; CloseWrite sends a FIN (half-close).
+type Channel struct {
+	s  *Session
+	id uint8
+
+	readMu, writeMu sync.Mutex // one Read and one Write at a time
+
+	mu       sync.Mutex
+	rsig     chan struct{} // data, FIN, reset or deadline change
+	wsig     chan struct{} // credit, reset or deadline change
+	recv     []chunk
+	buffered int
+	granted  int64 // total credit this side gave the peer
+	received int64 // total DATA bytes the peer sent
+	consumed int   // read but not yet granted back
+	// pendingGrant is window not yet granted on a channel we opened
+	pendingGrant int
+	credit       int64 // bytes this side may still send
+	localFIN     bool
+	remoteFIN    bool
+	closed       bool  // the application closed it
+	resetErr     error // a reset (either side) ends both directions
+	rdeadline    time.Time
+	wdeadline    time.Time
+}
+
+func newChannel(s *Session, id uint8) *Channel {
+	return &Channel{s: s, id: id, rsig: make(chan struct{}, 1), wsig: make(chan struct{}, 1),
+		granted: InitialWindow, credit: InitialWindow}
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// ID returns the channel number.
+func (c *Channel) ID() int { return int(c.id) }
+
+// Session returns the session the channel belongs to.
+func (c *Channel) Session() *Session { return c.s }
+
+// deliver appends received DATA. The sender may never exceed the credit
+// granted (flow control): doing so is an authenticated protocol error.
+func (c *Channel) deliver(pt []byte, p *[]byte) error {
+	c.mu.Lock()
+	if c.remoteFIN {
+		c.mu.Unlock()
+		bufpool.Put(p)
+		return c.s.protocolError("DATA after FIN on channel")
+	}
+	c.received += int64(len(pt))
+	if c.received > c.granted {
+		c.mu.Unlock()
+		bufpool.Put(p)
+		return c.s.protocolError("flow control violated: DATA beyond the granted window")
+	}
+	if c.closed || c.resetErr != nil {
+		// Nobody will read it: drop it but give the credit back so the
+		// peer is not stalled until it sees our FIN.
+		c.granted += int64(len(pt))
+		c.mu.Unlock()
+		bufpool.Put(p)
+		c.s.grant(c.id, len(pt))
+		return nil
+	}
+	c.recv = append(c.recv, chunk{buf: p, data: pt})
+	c.buffered += len(pt)
+	g := c.pendingGrant
+	c.pendingGrant = 0
+	c.granted += int64(g)
+	c.mu.Unlock()
+	if g > 0 {
+		c.s.grant(c.id, g)
+	}
+	signal(c.rsig)
+	return nil
+}
+
+func (s *Session) grant(ch uint8, n int) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.out.grant(ch, uint32(n))
+	}
+	s.mu.Unlock()
+}
+
+func (c *Channel) addCredit(n int64) {
+	c.mu.Lock()
+	c.credit += n
+	c.mu.Unlock()
+	signal(c.wsig)
+}
+
+// remoteFin records the peer's FIN: reads end with io.EOF once the
+// buffered data is consumed.
+func (c *Channel) remoteFin() error {
+	c.mu.Lock()
+	if c.remoteFIN {
+		c.mu.Unlock()
+		return c.s.protocolError("second FIN on channel")
+	}
+	c.remoteFIN = true
+	done := c.localFIN
+	c.mu.Unlock()
+	signal(c.rsig)
+	if done {
+		c.s.release(c) // both directions finished: the number is free again
+	}
+	return nil
+}
+
+func (c *Channel) remoteReset(err error) {
+	c.mu.Lock()
+	if c.resetErr == nil {
+		c.resetErr = err
+	}
+	c.dropRecvLocked()
+	c.mu.Unlock()
+	c.s.release(c)
+	signal(c.rsig)
+	signal(c.wsig)
+}
+
+func (c *Channel) dropRecvLocked() {
+	for i := range c.recv {
+		bufpool.Put(c.recv[i].buf)
+	}
+	clear(c.recv)
+	c.recv = c.recv[:0]
+	c.buffered = 0
+}
+
+// Read reads data the peer sent on this channel. It returns io.EOF after
+// the peer's FIN, and the session's error if the session ended first.
+func (c *Channel) Read(p []byte) (int, error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return 0, ErrClosed
+		}
+		if c.buffered > 0 {
+			n := c.copyOutLocked(p)
+			c.mu.Unlock()
+			return n, nil
+		}
+		if c.resetErr != nil {
+			err := c.resetErr
+			c.mu.Unlock()
+			return 0, err
+		}
+		if c.remoteFIN {
+			c.mu.Unlock()
+			return 0, io.EOF
+		}
+		deadline := c.rdeadline
+		c.mu.Unlock()
+		if err := c.s.Err(); err != nil {
+			return 0, err
+		}
+		if len(p) == 0 {
+			return 0, nil
+		}
+		if err := waitFor(c.rsig, deadline, c.s.done); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// copyOutLocked copies buffered data into p and grants the peer credit for
+// what was consumed, in steps of a quarter window so ACKs stay rare.
+func (c *Channel) copyOutLocked(p []byte) int {
+	n := 0
+	for n < len(p) && len(c.recv) > 0 {
+		h := &c.recv[0]
+		k := copy(p[n:], h.data)
+		n += k
+		h.data = h.data[k:]
+		if len(h.data) == 0 {
+			bufpool.Put(h.buf)
+			c.recv[0] = chunk{}
+			c.recv = c.recv[1:]
+		}
+	}
+	if len(c.recv) == 0 {
+		c.recv = c.recv[:0:0]
+	}
+	c.buffered -= n
+	c.consumed += n
+	if c.consumed >= c.s.cfg.Window/4 && !c.remoteFIN {
+		g := c.consumed
+		c.consumed = 0
+		c.granted += int64(g)
+		c.s.grant(c.id, g)
+	}
+	return n
+}
+
+// Write sends p on the channel, blocking while the peer's window is
+// exhausted (backpressure) or the session queue is full. It returns the
+// session's error if the session ends.
+func (c *Channel) Write(p []byte) (int, error) {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	written := 0
+	for written < len(p) {
+		c.mu.Lock()
+		if err := c.writableLocked(); err != nil {
+			c.mu.Unlock()
+			return written, err
+		}
+		if c.credit <= 0 {
+			deadline := c.wdeadline
+			c.mu.Unlock()
+			if err := c.s.Err(); err != nil {
+				return written, err
+			}
+			if err := waitFor(c.wsig, deadline, c.s.done); err != nil {
+				return written, err
+			}
+			continue
+		}
+		n := min(int64(len(p)-written), c.credit, MaxDataPlaintext)
+		c.credit -= n
+		deadline := c.wdeadline
+		c.mu.Unlock()
+		buf := bufpool.Get(wire.HeaderLen + int(n) + wire.TagLen)
+		copy((*buf)[wire.HeaderLen:], p[written:written+int(n)])
+		if err := c.s.enqueue(outPkt{buf: buf, n: int(n), typ: wire.TypeData, ch: c.id}, deadline); err != nil {
+			c.mu.Lock()
+			c.credit += n
+			c.mu.Unlock()
+			return written, err
+		}
+		written += int(n)
+	}
+	return written, nil
+}
+
+func (c *Channel) writableLocked() error {
+	switch {
+	case c.resetErr != nil:
+		return c.resetErr
+	case c.closed || c.localFIN:
+		return ErrClosed
+	}
+	return nil
+}
+
+// CloseWrite sends a FIN: the peer's reads end with io.EOF after the data
+// already written. Reading continues until the peer's own FIN.
+func (c *Channel) CloseWrite() error {
+	c.mu.Lock()
+	if err := c.writableLocked(); err != nil {
+		c.mu.Unlock()
+		if err == ErrClosed {
+			return nil
+		}
+		return err
+	}
+	c.localFIN = true
+	done := c.remoteFIN
+	c.mu.Unlock()
+	if err := c.sendClose(&wire.Close{Code: wire.CodeNoError, Scope: wire.ScopeChannelFIN}); err != nil {
+		return err
+	}
+	if done {
+		c.s.release(c)
+	}
+	return nil
+}
+
+func (c *Channel) sendClose(cl *wire.Close) error {
+	pt := wire.AppendClose(nil, cl)
+	buf := bufpool.Get(wire.HeaderLen + len(pt) + wire.TagLen)
+	copy((*buf)[wire.HeaderLen:], pt)
+	return c.s.enqueue(outPkt{buf: buf, n: len(pt), typ: wire.TypeClose, ch: c.id}, time.Time{})
+}
+
+// Close closes both directions: it sends a FIN if none was sent, and data
+// still arriving is discarded (with its credit returned) until the peer's
+// FIN frees the channel number.
+func (c *Channel) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	needFIN := !c.localFIN && c.resetErr == nil
+	c.localFIN = true
+	done := c.remoteFIN || c.resetErr != nil
+	c.dropRecvLocked()
+	c.mu.Unlock()
+	signal(c.rsig)
+	signal(c.wsig)
+	var err error
+	if needFIN && c.s.Err() == nil {
+		err = c.sendClose(&wire.Close{Code: wire.CodeNoError, Scope: wire.ScopeChannelFIN})
+		if err == ErrClosed {
+			err = nil // the session is closing; its CLOSE covers us
+		}
+	}
+	if done {
+		c.s.release(c)
+	}
+	return err
+}
+
+// Reset abandons the channel in both directions with a code the peer sees.
+func (c *Channel) Reset(code wire.Code, reason string) error {
+	c.mu.Lock()
+	if c.resetErr != nil || c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.resetErr = &CloseError{Code: code, Reason: reason}
+	c.dropRecvLocked()
+	c.mu.Unlock()
+	signal(c.rsig)
+	signal(c.wsig)
+	err := c.sendClose(&wire.Close{Code: code, Scope: wire.ScopeChannelRST, Reason: reason})
+	c.s.release(c)
+	return err
+}
+
+// SetDeadline sets both deadlines.
+func (c *Channel) SetDeadline(t time.Time) error {
+	c.SetReadDeadline(t)
+	return c.SetWriteDeadline(t)
+}
+
+// SetReadDeadline bounds blocked and future Reads (os.ErrDeadlineExceeded).
+func (c *Channel) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.rdeadline = t
+	c.mu.Unlock()
+	signal(c.rsig)
+	return nil
+}
+
+// SetWriteDeadline bounds blocked and future Writes.
+func (c *Channel) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.wdeadline = t
+	c.mu.Unlock()
+	signal(c.wsig)
+	return nil
+}
+
+// Addr is a channel endpoint: a node's key and a channel number.
+type Addr struct {
+	Key     string
+	Channel int
+	Net     net.Addr
+}
+
+func (a Addr) Network() string { return "pool" }
+func (a Addr) String() string  { return a.Net.String() + "/" + a.Key + "#" + itoa(a.Channel) }
+
+func itoa(i int) string {
+	var b [4]byte
+	n := len(b)
+	for {
+		n--
+		b[n] = byte('0' + i%10)
+		i /= 10
+		if i == 0 {
+			return string(b[n:])
+		}
+	}
+}
+
+// LocalAddr returns the local transport address and channel.
+func (c *Channel) LocalAddr() net.Addr {
+	p := c.s.conn.Path()
+	ap := p.Client
+	if !c.s.initiator {
+		ap = p.Server
+	}
+	return Addr{Key: "local", Channel: int(c.id), Net: net.TCPAddrFromAddrPort(ap)}
+}
+
+// RemoteAddr returns the peer's transport address, key and channel.
+func (c *Channel) RemoteAddr() net.Addr {
+	p := c.s.conn.Path()
+	ap := p.Server
+	if !c.s.initiator {
+		ap = p.Client
+	}
+	return Addr{Key: c.s.peer.String(), Channel: int(c.id), Net: net.TCPAddrFromAddrPort(ap)}
+}

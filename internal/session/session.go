@@ -1,0 +1,538 @@
+// Package session runs an established POOL session: the receive path in the
+// order of handshake.md §4.4, sealing and coalesced sending, 256 channels
+// with per-channel credit flow control, and authenticated CLOSE.
+package session
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pool-go/pool/internal/addr"
+	"github.com/pool-go/pool/internal/bufpool"
+	"github.com/pool-go/pool/internal/handshake"
+	"github.com/pool-go/pool/internal/seal"
+	"github.com/pool-go/pool/internal/transport"
+	"github.com/pool-go/pool/internal/wire"
+)
+
+// Protocol constants of the session layer (docs/PROTOCOL.md, "Channels").
+const (
+	// NumChannels is the number of channels per session (draft §2).
+	NumChannels = 256
+	// InitialWindow is the credit each side holds for a channel before the
+	// peer grants any: a sender may send this many DATA plaintext bytes on a
+	// channel it has not heard from.
+	InitialWindow = 64 << 10
+	// MaxDataPlaintext is the most application bytes one DATA can carry.
+	MaxDataPlaintext = wire.MaxPayload - wire.TagLen
+	// SeqLimit ends a session whose counter gets near 2^63 (P01). ISNs are
+	// below 2^62 and sessions rekey long before (§5.4), so reaching it
+	// means something is badly wrong; closing is the only safe answer.
+	SeqLimit = 1<<63 - 1<<32
+)
+
+// Defaults of Config.
+const (
+	DefaultWindow         = 1 << 20
+	DefaultConfirmTimeout = 10 * time.Second
+	DefaultWriteTimeout   = 30 * time.Second
+	DefaultDrainTimeout   = 2 * time.Second
+	maxQueuedBytes        = 4 << 20
+)
+
+// Config tunes a session. Zero values take the defaults.
+type Config struct {
+	// Window is the receive buffer per channel: how many unread bytes the
+	// peer may have in flight on one channel. It bounds memory: at most
+	// 256 x Window bytes are buffered per session.
+	Window int
+	// ConfirmTimeout bounds how long a server waits for the client's first
+	// traffic packet (handshake.md §3: unconfirmed sessions expire).
+	ConfirmTimeout time.Duration
+	// WriteTimeout declares a peer dead when a write makes no progress
+	// for this long (the peer stopped reading, or the path is gone).
+	WriteTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// Stats are a session's cumulative counters.
+type Stats struct {
+	PacketsSent, PacketsReceived uint64
+	BytesSent, BytesReceived     uint64 // DATA plaintext bytes
+}
+
+// Session is one established, authenticated session.
+type Session struct {
+	cfg   Config
+	conn  transport.Conn
+	log   *slog.Logger
+	start time.Time
+
+	sid       [16]byte
+	initiator bool
+	peer      addr.PublicKey
+	hash      [32]byte
+
+	// Receive state, owned by the reader goroutine.
+	opener   *seal.Protector
+	recvNext uint64
+	lastRecv atomic.Uint64 // the ack field: highest seq received
+
+	// Send state, owned by the writer goroutine.
+	sealer   *seal.Protector
+	sendNext uint64
+
+	mu        sync.Mutex
+	chans     [NumChannels]*Channel
+	acceptQ   []*Channel
+	acceptSig chan struct{}
+	err       error // terminal error, set once
+	closing   bool  // a session CLOSE is queued or sent
+	closeErr  *CloseError
+	out       sendQueue
+
+	done       chan struct{}
+	confirmed  chan struct{}
+	writerDone chan struct{}
+	stats      struct{ pktOut, pktIn, bytesOut, bytesIn atomic.Uint64 }
+}
+
+// New starts a session over conn with the handshake's result. It takes
+// ownership of conn and of est's keys (which it zeroes). A server session
+// is unconfirmed until the client's first packet authenticates; wait on
+// Confirmed before handing it to an application.
+func New(conn transport.Conn, est *handshake.Established, cfg Config) *Session {
+	if cfg.Window < InitialWindow {
+		cfg.Window = DefaultWindow
+	}
+	if cfg.ConfirmTimeout <= 0 {
+		cfg.ConfirmTimeout = DefaultConfirmTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Session{
+		cfg: cfg, conn: conn, start: time.Now(),
+		sid: est.SID, initiator: est.Initiator, peer: est.Peer, hash: est.SessionHash,
+		recvNext: est.RecvSeq, sendNext: est.SendSeq,
+		acceptSig: make(chan struct{}, 1), done: make(chan struct{}),
+		confirmed: make(chan struct{}), writerDone: make(chan struct{}),
+	}
+	s.log = cfg.Logger.With("session", fmt.Sprintf("%x", est.SID[:4]), "peer", est.Peer.String())
+	s.lastRecv.Store(est.RecvSeq - 1)
+	send, recv := &est.Keys.C2S, &est.Keys.S2C
+	if !est.Initiator {
+		send, recv = recv, send
+	}
+	s.sealer, s.opener = seal.NewProtector(send), seal.NewProtector(recv)
+	est.Keys.Zero()
+	s.out.init()
+	if est.Initiator {
+		// The client's first traffic packet confirms it to the server
+		// (handshake.md §8.6): send an empty ACK at once.
+		close(s.confirmed)
+		s.out.forceAck = true
+	} else {
+		_ = conn.SetReadDeadline(time.Now().Add(cfg.ConfirmTimeout))
+	}
+	go s.readLoop()
+	go s.writeLoop()
+	return s
+}
+
+// ID returns the Session ID.
+func (s *Session) ID() [16]byte { return s.sid }
+
+// Peer returns the peer's authenticated static key.
+func (s *Session) Peer() addr.PublicKey { return s.peer }
+
+// SessionHash returns h4, the handshake transcript hash, for channel binding.
+func (s *Session) SessionHash() [32]byte { return s.hash }
+
+// Initiator reports whether this side dialed.
+func (s *Session) Initiator() bool { return s.initiator }
+
+// Path returns the transport endpoints.
+func (s *Session) Path() handshake.Path { return s.conn.Path() }
+
+// Confirmed is closed once the peer is authenticated and confirmed.
+func (s *Session) Confirmed() <-chan struct{} { return s.confirmed }
+
+// Done is closed when the session has ended; Err then says why.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err returns why the session ended, or nil while it runs.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Stats returns the session's counters.
+func (s *Session) Stats() Stats {
+	return Stats{PacketsSent: s.stats.pktOut.Load(), PacketsReceived: s.stats.pktIn.Load(),
+		BytesSent: s.stats.bytesOut.Load(), BytesReceived: s.stats.bytesIn.Load()}
+}
+
+// monotonic is the header timestamp: sender-local monotonic nanoseconds
+// since the session began, never wall clock (DESIGN 2.1).
+func (s *Session) monotonic() uint64 { return uint64(time.Since(s.start)) }
+
+// fail ends the session with err (the first error wins), closes the
+// transport and wakes everything waiting on it.
+func (s *Session) fail(err error) {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.err = err
+	close(s.done)
+	s.out.discard()
+	s.mu.Unlock()
+	s.out.wake()
+	_ = s.conn.Close()
+	var ce *CloseError
+	if errors.As(err, &ce) && ce.Code == wire.CodeNoError {
+		s.log.Debug("session closed", "err", err)
+	} else {
+		s.log.Info("session ended", "err", err)
+	}
+}
+
+// readLoop is the receive path. Every packet is checked in the order of
+// handshake.md §4.4; state changes only after AEAD and HMAC pass.
+func (s *Session) readLoop() {
+	for {
+		p, err := s.conn.ReadPacket()
+		if err != nil {
+			s.readFailed(err)
+			return
+		}
+		if err := s.handle(p); err != nil {
+			s.fail(err)
+			return
+		}
+	}
+}
+
+func (s *Session) readFailed(err error) {
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	switch {
+	case closing:
+		s.fail(s.localCloseErr())
+	case errors.Is(err, os.ErrDeadlineExceeded) && !s.isConfirmed():
+		s.fail(ErrUnconfirmed)
+	case errors.Is(err, transport.ErrFrame):
+		s.fail(fmt.Errorf("%w: %v", ErrAuthFailed, err))
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		s.fail(ErrPeerVanished)
+	default:
+		s.fail(fmt.Errorf("%w: %v", ErrPeerVanished, err))
+	}
+}
+
+func (s *Session) isConfirmed() bool {
+	select {
+	case <-s.confirmed:
+		return true
+	default:
+		return false
+	}
+}
+
+// handle authenticates one packet and acts on it. It returns an error to
+// end the session. The buffer is released here unless DATA hands it on.
+func (s *Session) handle(p *[]byte) error {
+	b := *p
+	keep := false
+	defer func() {
+		if !keep {
+			bufpool.Put(p)
+		}
+	}()
+	// §4.4 steps 2-4: cheap checks, then the exact next seq over TCP.
+	if [16]byte(b[20:36]) != s.sid {
+		return fmt.Errorf("%w: wrong Session ID", ErrAuthFailed)
+	}
+	seq := binary.BigEndian.Uint64(b[4:12])
+	if seq != s.recvNext || seq >= SeqLimit {
+		return fmt.Errorf("%w: sequence %d, expected %d", ErrAuthFailed, seq, s.recvNext)
+	}
+	// Steps 6-7: AEAD, then HMAC over header and plaintext.
+	pt, err := s.opener.Open(b)
+	if err != nil {
+		return ErrAuthFailed
+	}
+	// Step 8: commit.
+	s.recvNext++
+	s.lastRecv.Store(seq)
+	s.stats.pktIn.Add(1)
+	if !s.isConfirmed() {
+		close(s.confirmed) // event 2: the client is authenticated
+		_ = s.conn.SetReadDeadline(time.Time{})
+		s.log.Debug("client confirmed")
+	}
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		return nil // draining after our CLOSE: authenticated but ignored
+	}
+	// Step 9: semantics. Failures here are authenticated protocol errors
+	// and earn a CLOSE with a code.
+	flags := binary.BigEndian.Uint16(b[2:4])
+	if flags&wire.FlagEncrypted == 0 {
+		return s.protocolError("ENCRYPTED flag missing on a sealed packet")
+	}
+	ch := b[46]
+	switch wire.PacketType(b) {
+	case wire.TypeData:
+		if len(pt) == 0 {
+			return nil
+		}
+		keep = true
+		return s.onData(ch, pt, p)
+	case wire.TypeAck:
+		return s.onAck(pt)
+	case wire.TypeClose:
+		return s.onClose(ch, pt)
+	case wire.TypeHeartbeat, wire.TypeConfig, wire.TypeRollback, wire.TypeDiscover, wire.TypeJournal, wire.TypeIntegrity:
+		// Defined by the draft, carried by later layers; authenticated, so
+		// ignoring them is safe.
+		return nil
+	default:
+		return s.protocolError(fmt.Sprintf("packet type %v not allowed in an established session", wire.PacketType(b)))
+	}
+}
+
+// protocolError sends an authenticated CLOSE(PROTOCOL_ERROR) and returns
+// the error that ends the session.
+func (s *Session) protocolError(reason string) error {
+	s.closeWith(wire.CodeProtocolError, reason, true)
+	return &CloseError{Code: wire.CodeProtocolError, Reason: reason}
+}
+
+func (s *Session) onAck(pt []byte) error {
+	var bad error
+	err := wire.ParseAck(pt, func(w wire.WindowUpdate) {
+		s.mu.Lock()
+		c := s.chans[w.Channel]
+		s.mu.Unlock()
+		if c != nil {
+			c.addCredit(int64(w.Credit))
+		}
+	})
+	if err != nil {
+		return s.protocolError(err.Error())
+	}
+	return bad
+}
+
+func (s *Session) onClose(ch uint8, pt []byte) error {
+	c, err := wire.ParseClose(pt)
+	if err != nil {
+		return s.protocolError(err.Error())
+	}
+	switch c.Scope {
+	case wire.ScopeSession:
+		return &CloseError{Remote: true, Code: c.Code, Reason: c.Reason}
+	case wire.ScopeChannelFIN:
+		s.mu.Lock()
+		chn := s.channelLocked(ch, true)
+		s.mu.Unlock()
+		if chn == nil {
+			return nil
+		}
+		return chn.remoteFin()
+	default: // ScopeChannelRST
+		s.mu.Lock()
+		chn := s.chans[ch]
+		s.mu.Unlock()
+		if chn != nil {
+			chn.remoteReset(&CloseError{Remote: true, Code: c.Code, Reason: c.Reason})
+		}
+		return nil
+	}
+}
+
+func (s *Session) onData(ch uint8, pt []byte, p *[]byte) error {
+	s.mu.Lock()
+	c := s.channelLocked(ch, true)
+	s.mu.Unlock()
+	if c == nil {
+		bufpool.Put(p)
+		return nil
+	}
+	s.stats.bytesIn.Add(uint64(len(pt)))
+	return c.deliver(pt, p)
+}
+
+// channelLocked returns channel ch, creating it when the peer opens it.
+// A peer-opened channel is queued for AcceptChannel and granted the rest
+// of its window at once. Returns nil once the session is closing.
+func (s *Session) channelLocked(ch uint8, remote bool) *Channel {
+	if c := s.chans[ch]; c != nil {
+		return c
+	}
+	if s.err != nil {
+		return nil
+	}
+	c := newChannel(s, ch)
+	s.chans[ch] = c
+	if remote {
+		s.acceptQ = append(s.acceptQ, c)
+		select {
+		case s.acceptSig <- struct{}{}:
+		default:
+		}
+	}
+	// The rest of the window is granted once the peer knows the channel:
+	// at once for a channel it opened, at its first packet for one we
+	// opened (a grant for a channel the peer has not seen would be lost).
+	if extra := s.cfg.Window - InitialWindow; extra > 0 {
+		if remote {
+			c.granted += int64(extra)
+			s.out.grant(ch, uint32(extra))
+		} else {
+			c.pendingGrant = extra
+		}
+	}
+	return c
+}
+
+// release frees channel slot ch if it still holds c.
+func (s *Session) release(c *Channel) {
+	s.mu.Lock()
+	if s.chans[c.id] == c {
+		s.chans[c.id] = nil
+	}
+	s.mu.Unlock()
+}
+
+func (s *Session) localCloseErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closeErr == nil {
+		return ErrClosed
+	}
+	return s.closeErr
+}
+
+// OpenChannel opens channel id (0-255), or with id < 0 the lowest free one
+// of this side's parity (the initiator opens even channels, the responder
+// odd ones, so the two never pick the same number at once).
+func (s *Session) OpenChannel(id int) (*Channel, error) {
+	if id > 255 {
+		return nil, fmt.Errorf("pool: channel %d out of range 0-255", id)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return nil, s.err
+	}
+	if s.closing {
+		return nil, ErrClosed
+	}
+	if id < 0 {
+		start := 1
+		if s.initiator {
+			start = 0
+		}
+		for i := start; i < NumChannels; i += 2 {
+			if s.chans[i] == nil {
+				id = i
+				break
+			}
+		}
+		if id < 0 {
+			return nil, ErrNoChannel
+		}
+	}
+	if s.chans[id] != nil {
+		return nil, fmt.Errorf("%w: %d", ErrChannelInUse, id)
+	}
+	return s.channelLocked(uint8(id), false), nil
+}
+
+// AcceptChannel waits for a channel the peer opened.
+func (s *Session) AcceptChannel(ctx context.Context) (*Channel, error) {
+	for {
+		s.mu.Lock()
+		if len(s.acceptQ) > 0 {
+			c := s.acceptQ[0]
+			s.acceptQ[0] = nil
+			s.acceptQ = s.acceptQ[1:]
+			if len(s.acceptQ) > 0 {
+				select {
+				case s.acceptSig <- struct{}{}:
+				default:
+				}
+			}
+			s.mu.Unlock()
+			return c, nil
+		}
+		err := s.err
+		s.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-s.acceptSig:
+		case <-s.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Close ends the session gracefully: everything already written is sent,
+// then an authenticated CLOSE(NO_ERROR). It waits (bounded by the write
+// timeout) until the CLOSE is on the wire.
+func (s *Session) Close() error { return s.CloseWithError(wire.CodeNoError, "") }
+
+// CloseWithError ends the session with a code and reason the peer will see.
+// A non-zero code aborts: queued data is dropped and the CLOSE goes first.
+func (s *Session) CloseWithError(code wire.Code, reason string) error {
+	if !s.closeWith(code, reason, code != wire.CodeNoError) {
+		return nil
+	}
+	select {
+	case <-s.writerDone:
+	case <-time.After(s.cfg.WriteTimeout):
+		s.fail(ErrWriteStalled)
+	}
+	return nil
+}
+
+// closeWith queues the session CLOSE; false if one is already queued or
+// the session is over.
+func (s *Session) closeWith(code wire.Code, reason string, abort bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil || s.closing {
+		return false
+	}
+	s.closing = true
+	s.closeErr = &CloseError{Code: code, Reason: reason}
+	if abort {
+		s.out.discard()
+	}
+	s.out.pushClose(0, &wire.Close{Code: code, Scope: wire.ScopeSession, Reason: reason})
+	s.out.wake()
+	return true
+}

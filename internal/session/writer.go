@@ -1,0 +1,284 @@
+package session
+
+import (
+	"errors"
+	"os"
+	"time"
+
+	"github.com/pool-go/pool/internal/bufpool"
+	"github.com/pool-go/pool/internal/wire"
+)
+
+// outPkt is a packet waiting for its sequence number: its plaintext sits at
+// buf[80:80+n], with room for the tag behind it.
+type outPkt struct {
+	buf  *[]byte
+	n    int
+	typ  wire.Type
+	ch   uint8
+	last bool // the session CLOSE: nothing follows it
+}
+
+// sendQueue is the session's outgoing queue, guarded by Session.mu. DATA
+// and channel CLOSEs share one ordered queue (a FIN must follow its
+// channel's data); window grants are merged into one ACK sent ahead of it.
+type sendQueue struct {
+	items, spare []outPkt
+	bytes        int
+	credit       [NumChannels]uint32
+	creditN      int
+	forceAck     bool
+	sig          chan struct{}
+	space        chan struct{} // closed when queue space frees; nil if nobody waits
+}
+
+func (q *sendQueue) init() { q.sig = make(chan struct{}, 1) }
+
+// wake nudges the writer; safe without the lock.
+func (q *sendQueue) wake() {
+	select {
+	case q.sig <- struct{}{}:
+	default:
+	}
+}
+
+func (q *sendQueue) push(p outPkt) {
+	q.items = append(q.items, p)
+	q.bytes += p.n
+}
+
+func (q *sendQueue) grant(ch uint8, n uint32) {
+	if q.credit[ch] == 0 {
+		q.creditN++
+	}
+	q.credit[ch] += n
+	q.wake()
+}
+
+func (q *sendQueue) pushClose(ch uint8, c *wire.Close) {
+	pt := wire.AppendClose(make([]byte, 0, wire.CloseFixedLen+wire.MaxReasonLen), c)
+	buf := bufpool.Get(wire.HeaderLen + len(pt) + wire.TagLen)
+	copy((*buf)[wire.HeaderLen:], pt)
+	q.push(outPkt{buf: buf, n: len(pt), typ: wire.TypeClose, ch: ch, last: c.Scope == wire.ScopeSession})
+}
+
+// discard drops queued packets (an abort, or a dead session).
+func (q *sendQueue) discard() {
+	for i := range q.items {
+		bufpool.Put(q.items[i].buf)
+	}
+	clear(q.items)
+	q.items = q.items[:0]
+	q.bytes = 0
+	q.freed()
+}
+
+func (q *sendQueue) freed() {
+	if q.space != nil {
+		close(q.space)
+		q.space = nil
+	}
+}
+
+// enqueue queues one DATA or channel CLOSE, waiting while the session's
+// queue is over its byte budget: a writer faster than the network blocks
+// here instead of growing memory.
+func (s *Session) enqueue(p outPkt, deadline time.Time) error {
+	for {
+		s.mu.Lock()
+		if s.err != nil {
+			s.mu.Unlock()
+			bufpool.Put(p.buf)
+			return s.err
+		}
+		if s.closing {
+			s.mu.Unlock()
+			bufpool.Put(p.buf)
+			return ErrClosed
+		}
+		if s.out.bytes == 0 || s.out.bytes+p.n <= maxQueuedBytes {
+			s.out.push(p)
+			s.mu.Unlock()
+			s.out.wake()
+			return nil
+		}
+		if s.out.space == nil {
+			s.out.space = make(chan struct{})
+		}
+		space := s.out.space
+		s.mu.Unlock()
+		if err := waitFor(space, deadline, s.done); err != nil {
+			bufpool.Put(p.buf)
+			return err
+		}
+	}
+}
+
+// waitFor blocks until sig fires, done closes, or the deadline passes.
+func waitFor(sig <-chan struct{}, deadline time.Time, done <-chan struct{}) error {
+	if deadline.IsZero() {
+		select {
+		case <-sig:
+		case <-done:
+		}
+		return nil
+	}
+	d := time.Until(deadline)
+	if d <= 0 {
+		return ErrTimeout
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-sig:
+	case <-done:
+	case <-t.C:
+		return ErrTimeout
+	}
+	return nil
+}
+
+// Batching limits: coalesce up to this many packets or bytes per write.
+const (
+	maxBatchPackets = 64
+	maxBatchBytes   = 1 << 20
+)
+
+// writeLoop owns the send keys and the send sequence: it numbers, seals
+// and writes packets in one order, so seq order is wire order
+// (handshake.md §4.2).
+func (s *Session) writeLoop() {
+	defer close(s.writerDone)
+	var (
+		batch     = make([][]byte, 0, maxBatchPackets)
+		held      = make([]*[]byte, 0, maxBatchPackets)
+		batchSize int
+		ackPT     = make([]byte, 0, wire.WindowUpdateLen*NumChannels)
+	)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		_ = s.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		err := s.conn.WritePackets(batch)
+		for _, b := range held {
+			bufpool.Put(b)
+		}
+		clear(batch)
+		clear(held)
+		batch, held, batchSize = batch[:0], held[:0], 0
+		return err
+	}
+	emit := func(p outPkt) error {
+		if s.sendNext >= SeqLimit {
+			return errors.New("pool: sequence space exhausted (P01); session closed")
+		}
+		pkt := s.sealPacket(p)
+		batch = append(batch, pkt)
+		held = append(held, p.buf)
+		batchSize += len(pkt)
+		if len(batch) == maxBatchPackets || batchSize >= maxBatchBytes {
+			return flush()
+		}
+		return nil
+	}
+	for {
+		s.mu.Lock()
+		for len(s.out.items) == 0 && s.out.creditN == 0 && !s.out.forceAck && s.err == nil {
+			s.mu.Unlock()
+			<-s.out.sig
+			s.mu.Lock()
+		}
+		if s.err != nil {
+			s.mu.Unlock()
+			return
+		}
+		items := s.out.items
+		s.out.items, s.out.spare = s.out.spare[:0], nil
+		s.out.bytes = 0
+		s.out.freed()
+		ackPT = ackPT[:0]
+		if s.out.creditN > 0 {
+			for ch, n := range s.out.credit {
+				if n > 0 {
+					ackPT = wire.AppendWindowUpdate(ackPT, wire.WindowUpdate{Channel: uint8(ch), Credit: n})
+					s.out.credit[ch] = 0
+				}
+			}
+			s.out.creditN = 0
+		}
+		sendAck := len(ackPT) > 0 || s.out.forceAck
+		s.out.forceAck = false
+		s.mu.Unlock()
+
+		var err error
+		if sendAck {
+			buf := bufpool.Get(wire.HeaderLen + len(ackPT) + wire.TagLen)
+			copy((*buf)[wire.HeaderLen:], ackPT)
+			err = emit(outPkt{buf: buf, n: len(ackPT), typ: wire.TypeAck})
+		}
+		last := false
+		for i := range items {
+			if err != nil {
+				bufpool.Put(items[i].buf)
+				continue
+			}
+			err = emit(items[i])
+			last = last || items[i].last
+		}
+		if err == nil {
+			err = flush()
+		}
+		clear(items)
+		s.mu.Lock()
+		s.out.spare = items[:0]
+		s.mu.Unlock()
+		if err != nil {
+			s.writeFailed(err)
+			return
+		}
+		if last {
+			s.afterClose()
+			return
+		}
+	}
+}
+
+// sealPacket writes the header of p and seals it in place.
+func (s *Session) sealPacket(p outPkt) []byte {
+	b := (*p.buf)[:wire.HeaderLen+p.n]
+	wire.PutHeader(b, &wire.Header{Version: wire.Version1, Type: p.typ, Flags: wire.FlagEncrypted,
+		Seq: s.sendNext, Ack: s.lastRecv.Load(), SID: s.sid, Timestamp: s.monotonic(),
+		Length: uint16(p.n + wire.TagLen), Channel: p.ch})
+	s.sendNext++
+	s.stats.pktOut.Add(1)
+	if p.typ == wire.TypeData {
+		s.stats.bytesOut.Add(uint64(p.n))
+	}
+	return s.sealer.Seal(b)
+}
+
+func (s *Session) writeFailed(err error) {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		s.fail(ErrWriteStalled)
+		return
+	}
+	s.mu.Lock()
+	dead := s.err != nil
+	s.mu.Unlock()
+	if !dead {
+		s.fail(err)
+	}
+}
+
+// afterClose runs once the session CLOSE is on the wire: half-close the
+// transport so the CLOSE is not lost to a reset, and let the reader drain
+// until the peer closes too (or briefly, at most).
+func (s *Session) afterClose() {
+	type closeWriter interface{ CloseWrite() error }
+	if cw, ok := s.conn.(closeWriter); ok && cw.CloseWrite() == nil {
+		_ = s.conn.SetReadDeadline(time.Now().Add(DefaultDrainTimeout))
+		return
+	}
+	s.fail(s.localCloseErr())
+}
