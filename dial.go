@@ -31,6 +31,10 @@ var (
 	ErrPinMismatch = handshake.ErrPinMismatch
 	// ErrVersion: the server speaks no version we do.
 	ErrVersion = handshake.ErrVersionRefused
+	// ErrNoChallenge: the server closed the connection instead of
+	// answering our INIT. Servers drop INITs silently (handshake.md §8.3),
+	// so this is all a client can know.
+	ErrNoChallenge = errors.New("pool: the server closed the connection without a CHALLENGE: it is not the identity we pinned (wrong peer key?), our clock is more than 30 s off, or it is rate-limiting us")
 )
 
 // Dial connects to the node at address ("host", "host:port", "[v6]:port";
@@ -100,7 +104,7 @@ func clientHandshake(ctx context.Context, tc *transport.TCPConn, hc handshake.Cl
 	}
 	var buf [wire.ChallengeLen]byte
 	if err := tc.ReadExact(buf[:wire.HeaderLen]); err != nil {
-		return nil, fmt.Errorf("waiting for CHALLENGE: %w", closedMeaning(err, "the server closed the connection without a CHALLENGE (wrong server identity in our INIT, clock more than 30 s off, or rate-limited)"))
+		return nil, fmt.Errorf("waiting for CHALLENGE: %w", closedMeaning(err, ErrNoChallenge))
 	}
 	switch {
 	case wire.PacketType(buf[:]) == wire.TypeClose && wire.PayloadLen(buf[:]) == 8:
@@ -131,9 +135,9 @@ func clientHandshake(ctx context.Context, tc *transport.TCPConn, hc handshake.Cl
 	return cl.HandleAccept(acc[:])
 }
 
-func closedMeaning(err error, meaning string) error {
+func closedMeaning(err error, meaning error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err) {
-		return errors.New(meaning)
+		return meaning
 	}
 	return err
 }

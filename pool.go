@@ -105,6 +105,7 @@ type Config struct {
 	Window         int           // receive window per channel (default 1 MiB)
 	ConfirmTimeout time.Duration // server: client's first packet (10 s)
 	WriteTimeout   time.Duration // a peer that stops reading (30 s)
+	IdleTimeout    time.Duration // a peer silent this long is dead (30 s)
 
 	Logger *slog.Logger
 }
@@ -118,7 +119,7 @@ func (c *Config) logger() *slog.Logger {
 
 func (c *Config) sessionConfig() session.Config {
 	return session.Config{Window: c.Window, ConfirmTimeout: c.ConfirmTimeout,
-		WriteTimeout: c.WriteTimeout, Logger: c.logger()}
+		WriteTimeout: c.WriteTimeout, IdleTimeout: c.IdleTimeout, Logger: c.logger()}
 }
 
 func orDefault(d, def time.Duration) time.Duration {

@@ -415,3 +415,11 @@ func (c *Channel) RemoteAddr() net.Addr {
 	}
 	return Addr{Key: c.s.peer.String(), Channel: int(c.id), Net: net.TCPAddrFromAddrPort(ap)}
 }
+
+// Buffered reports received bytes not yet read; flow control keeps it at
+// or below the channel window.
+func (c *Channel) Buffered() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buffered
+}

@@ -46,6 +46,7 @@ const (
 	DefaultConfirmTimeout = 10 * time.Second
 	DefaultWriteTimeout   = 30 * time.Second
 	DefaultDrainTimeout   = 2 * time.Second
+	DefaultIdleTimeout    = 30 * time.Second
 	maxQueuedBytes        = 4 << 20
 )
 
@@ -61,7 +62,12 @@ type Config struct {
 	// WriteTimeout declares a peer dead when a write makes no progress
 	// for this long (the peer stopped reading, or the path is gone).
 	WriteTimeout time.Duration
-	Logger       *slog.Logger
+	// IdleTimeout declares the peer dead when no authenticated packet
+	// arrived for this long. Each side sends an empty ACK when it has sent
+	// nothing for a third of it, so a live but idle peer is never taken
+	// for dead. (HEARTBEAT telemetry, a later layer, refines this.)
+	IdleTimeout time.Duration
+	Logger      *slog.Logger
 }
 
 // Stats are a session's cumulative counters.
@@ -100,6 +106,10 @@ type Session struct {
 	closeErr  *CloseError
 	out       sendQueue
 
+	lastRecvAt atomic.Int64 // monotonic ns of the last authenticated packet
+	lastSendAt atomic.Int64 // monotonic ns of the last write
+	idle       *time.Timer
+
 	done       chan struct{}
 	confirmed  chan struct{}
 	writerDone chan struct{}
@@ -119,6 +129,9 @@ func New(conn transport.Conn, est *handshake.Established, cfg Config) *Session {
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -147,9 +160,34 @@ func New(conn transport.Conn, est *handshake.Established, cfg Config) *Session {
 	} else {
 		_ = conn.SetReadDeadline(time.Now().Add(cfg.ConfirmTimeout))
 	}
+	s.idle = time.AfterFunc(cfg.IdleTimeout/3, s.idleTick)
 	go s.readLoop()
 	go s.writeLoop()
 	return s
+}
+
+// idleTick keeps an idle session alive and notices a silent peer: one
+// timer per session, no goroutine.
+func (s *Session) idleTick() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	now := int64(s.monotonic())
+	if s.isConfirmed() && time.Duration(now-s.lastRecvAt.Load()) > s.cfg.IdleTimeout {
+		s.fail(fmt.Errorf("%w: nothing received for %v", ErrPeerVanished, s.cfg.IdleTimeout))
+		return
+	}
+	if time.Duration(now-s.lastSendAt.Load()) >= s.cfg.IdleTimeout/3 {
+		s.mu.Lock()
+		if s.err == nil && !s.closing {
+			s.out.forceAck = true
+		}
+		s.mu.Unlock()
+		s.out.wake()
+	}
+	s.idle.Reset(s.cfg.IdleTimeout / 3)
 }
 
 // ID returns the Session ID.
@@ -200,6 +238,9 @@ func (s *Session) fail(err error) {
 	}
 	s.err = err
 	close(s.done)
+	if s.idle != nil {
+		s.idle.Stop()
+	}
 	s.out.discard()
 	s.mu.Unlock()
 	s.out.wake()
@@ -281,6 +322,7 @@ func (s *Session) handle(p *[]byte) error {
 	// Step 8: commit.
 	s.recvNext++
 	s.lastRecv.Store(seq)
+	s.lastRecvAt.Store(int64(s.monotonic()))
 	s.stats.pktIn.Add(1)
 	if !s.isConfirmed() {
 		close(s.confirmed) // event 2: the client is authenticated

@@ -161,6 +161,7 @@ func (s *Session) writeLoop() {
 		}
 		_ = s.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 		err := s.conn.WritePackets(batch)
+		s.lastSendAt.Store(int64(s.monotonic()))
 		for _, b := range held {
 			bufpool.Put(b)
 		}
