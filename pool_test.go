@@ -151,6 +151,12 @@ func manyChannels(cs, ss *pool.Session, nch, nmsg int) error {
 			}()
 		}
 	}()
+	return manyChannelsNoServer(cs, nch, nmsg)
+}
+
+// manyChannelsNoServer is the client half: channels 0..nch-1 at once, each
+// verified by the hash the peer sends back.
+func manyChannelsNoServer(cs *pool.Session, nch, nmsg int) error {
 	errs := make(chan error, nch)
 	var wg sync.WaitGroup
 	for i := 0; i < nch; i++ {
@@ -162,6 +168,7 @@ func manyChannels(cs, ss *pool.Session, nch, nmsg int) error {
 				errs <- err
 				return
 			}
+			defer ch.Close()
 			h := sha256.New()
 			for j := 0; j < nmsg; j++ {
 				msg := fmt.Appendf(nil, "channel %d message %d %s", ch.ID(), j, bytes.Repeat([]byte{byte(j)}, j%200))
@@ -180,7 +187,6 @@ func manyChannels(cs, ss *pool.Session, nch, nmsg int) error {
 			if !bytes.Equal(got, h.Sum(nil)) {
 				errs <- fmt.Errorf("channel %d: hash mismatch", ch.ID())
 			}
-			ch.Close()
 		}()
 	}
 	wg.Wait()
