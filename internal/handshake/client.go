@@ -67,6 +67,9 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.MaxDifficulty == 0 {
 		cfg.MaxDifficulty = DefaultClientMaxDifficulty
 	}
+	if cfg.MaxDifficulty < MinDifficulty || cfg.MaxDifficulty > MaxClientDifficulty {
+		return nil, fmt.Errorf("handshake: client puzzle cap %d outside [%d, %d]", cfg.MaxDifficulty, MinDifficulty, MaxClientDifficulty)
+	}
 	if cfg.Versions == 0 {
 		cfg.Versions = wire.VersionsV1
 	}

@@ -49,7 +49,7 @@ const cookieLabel = "pool1 cookie"
 
 // secretRing holds the four cookie secrets. Slot j serves epoch e when
 // j = e mod 4, e = floor(t / T); the current epoch and the two before it are
-// live (vectors note 21). A secret is created lazily when its epoch first
+// live (vectors note 22, PROTOCOL.md §12.2). A secret is created lazily when its epoch first
 // issues a cookie and wiped when the slot is reused. Not safe for concurrent
 // use; the Server locks it.
 type secretRing struct {
@@ -114,7 +114,7 @@ func (s *secretRing) live(now time.Time, j uint8) hash.Hash {
 var sharedRand io.Reader = rand.Reader
 
 // cookieInput builds the exact 237-byte cookie MAC input of handshake.md
-// §8.4 (vectors note 4): "pool1 cookie" || tkind || c_ip || c_port || s_ip ||
+// §8.4 (vectors note 5, PROTOCOL.md §12.2): "pool1 cookie" || tkind || c_ip || c_port || s_ip ||
 // s_port || s_S || INIT* || BE64(t_iss) || d || j || BE16(versions_S).
 func cookieInput(dst []byte, p *Path, sS *[32]byte, initPkt []byte, tIss uint64, d, j uint8, versionsS uint16) []byte {
 	dst = append(dst, cookieLabel...)

@@ -17,8 +17,12 @@ const MinDifficulty = 16
 // spend: 2^24 steps, about 2 s of one core (handshake.md §6).
 const DefaultClientMaxDifficulty = 24
 
+// MaxClientDifficulty bounds the configurable cap: 2^28 steps is already
+// about half a minute of one core (handshake.md §6).
+const MaxClientDifficulty = 28
+
 // LeadingZeros counts the leading zero bits of SHA-256(SID || N), MSB-first
-// from byte 0 (handshake.md §6, vectors note 19).
+// from byte 0 (handshake.md §6, vectors note 20, PROTOCOL.md §12.2).
 func LeadingZeros(sid *[16]byte, n *[16]byte) int {
 	var in [32]byte
 	copy(in[:16], sid[:])
@@ -40,7 +44,7 @@ func PuzzleOK(sid *[16]byte, n *[16]byte, d uint8) bool {
 	return LeadingZeros(sid, n) >= int(d)
 }
 
-// nonceFor encodes the search counter as N = BE128(k) (vectors note 19).
+// nonceFor encodes the search counter as N = BE128(k) (vectors note 20, PROTOCOL.md §12.2).
 func nonceFor(k uint64) (n [16]byte) {
 	binary.BigEndian.PutUint64(n[8:], k)
 	return n

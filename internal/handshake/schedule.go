@@ -65,7 +65,7 @@ func deriveStage(ck *[32]byte, label string, h *[32]byte) stage {
 func (s *stage) zero() { clear(s.enc[:]); clear(s.mac[:]) }
 
 // sealStage encrypts a handshake blob with the P01 nonce of the stage's HMAC
-// key and the transcript hash as associated data (vectors note 7).
+// key and the transcript hash as associated data (vectors note 8, PROTOCOL.md §12.2).
 func (s *stage) seal(dst []byte, seq uint64, pt []byte, ad *[32]byte) []byte {
 	n := seal.Nonce(s.mac[:], seq)
 	return seal.AEAD(s.enc[:]).Seal(dst, n[:], pt, ad[:])

@@ -17,7 +17,7 @@ const KeyLen = 32
 const LabelPrefix = "pool1 "
 
 // Extract is HKDF-Extract-SHA256 with the chaining value as salt and the DH
-// output as input keying material (vectors note 22).
+// output as input keying material (vectors note 23, PROTOCOL.md §12.2).
 func Extract(salt, ikm []byte) [KeyLen]byte {
 	prk, err := hkdf.Extract(sha256.New, ikm, salt)
 	if err != nil {

@@ -36,8 +36,10 @@ type Channel struct {
 	// pendingGrant is window not yet granted on a channel we opened
 	pendingGrant int
 	credit       int64 // bytes this side may still send
-	localFIN     bool
-	remoteFIN    bool
+	localFIN     bool  // we sent FIN
+	localRST     bool  // we sent RST
+	remoteFIN    bool  // the peer sent FIN
+	remoteRST    bool  // the peer sent RST
 	closed       bool  // the application closed it
 	resetErr     error // a reset (either side) ends both directions
 	rdeadline    time.Time
@@ -66,10 +68,10 @@ func (c *Channel) Session() *Session { return c.s }
 // granted (flow control): doing so is an authenticated protocol error.
 func (c *Channel) deliver(pt []byte, p *[]byte) error {
 	c.mu.Lock()
-	if c.remoteFIN {
+	if c.remoteFIN || c.remoteRST {
 		c.mu.Unlock()
 		bufpool.Put(p)
-		return c.s.protocolError("DATA after FIN on channel")
+		return c.s.protocolError("DATA after FIN or RST on channel")
 	}
 	c.received += int64(len(pt))
 	if c.received > c.granted {
@@ -114,34 +116,59 @@ func (c *Channel) addCredit(n int64) {
 	signal(c.wsig)
 }
 
+// finishedLocked: both directions ended (FIN or RST each way), so both
+// ends free the channel number at this point.
+func (c *Channel) finishedLocked() bool {
+	return (c.localFIN || c.localRST) && (c.remoteFIN || c.remoteRST)
+}
+
 // remoteFin records the peer's FIN: reads end with io.EOF once the
 // buffered data is consumed.
 func (c *Channel) remoteFin() error {
 	c.mu.Lock()
-	if c.remoteFIN {
+	if c.remoteFIN || c.remoteRST {
 		c.mu.Unlock()
-		return c.s.protocolError("second FIN on channel")
+		return c.s.protocolError("FIN after FIN or RST on channel")
 	}
 	c.remoteFIN = true
-	done := c.localFIN
+	done := c.finishedLocked()
 	c.mu.Unlock()
 	signal(c.rsig)
 	if done {
-		c.s.release(c) // both directions finished: the number is free again
+		c.s.release(c)
 	}
 	return nil
 }
 
-func (c *Channel) remoteReset(err error) {
+// remoteReset records the peer's RST. If we had not finished our own
+// direction we answer with an RST, so the peer knows no more DATA of ours
+// is coming and both ends free the number together; DATA of the peer's
+// still in flight meets a reset channel and is discarded.
+func (c *Channel) remoteReset(err error) error {
 	c.mu.Lock()
+	if c.remoteRST || c.remoteFIN && c.finishedLocked() {
+		c.mu.Unlock()
+		return c.s.protocolError("RST on a finished channel")
+	}
+	c.remoteRST = true
 	if c.resetErr == nil {
 		c.resetErr = err
 	}
 	c.dropRecvLocked()
+	answer := !c.localFIN && !c.localRST
+	c.localRST = true
 	c.mu.Unlock()
-	c.s.release(c)
 	signal(c.rsig)
 	signal(c.wsig)
+	if answer {
+		code := wire.CodeNoError
+		if ce, ok := err.(*CloseError); ok {
+			code = ce.Code
+		}
+		c.sendClose(&wire.Close{Code: code, Scope: wire.ScopeChannelRST, Reason: "reset acknowledged"})
+	}
+	c.s.release(c)
+	return nil
 }
 
 func (c *Channel) dropRecvLocked() {
@@ -266,7 +293,7 @@ func (c *Channel) writableLocked() error {
 	switch {
 	case c.resetErr != nil:
 		return c.resetErr
-	case c.closed || c.localFIN:
+	case c.closed || c.localFIN || c.localRST:
 		return ErrClosed
 	}
 	return nil
@@ -284,7 +311,7 @@ func (c *Channel) CloseWrite() error {
 		return err
 	}
 	c.localFIN = true
-	done := c.remoteFIN
+	done := c.finishedLocked()
 	c.mu.Unlock()
 	if err := c.sendClose(&wire.Close{Code: wire.CodeNoError, Scope: wire.ScopeChannelFIN}); err != nil {
 		return err
@@ -304,7 +331,7 @@ func (c *Channel) sendClose(cl *wire.Close) error {
 
 // Close closes both directions: it sends a FIN if none was sent, and data
 // still arriving is discarded (with its credit returned) until the peer's
-// FIN frees the channel number.
+// FIN or RST frees the channel number.
 func (c *Channel) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -312,9 +339,9 @@ func (c *Channel) Close() error {
 		return nil
 	}
 	c.closed = true
-	needFIN := !c.localFIN && c.resetErr == nil
+	needFIN := !c.localFIN && !c.localRST
 	c.localFIN = true
-	done := c.remoteFIN || c.resetErr != nil
+	done := c.finishedLocked()
 	c.dropRecvLocked()
 	c.mu.Unlock()
 	signal(c.rsig)
@@ -333,19 +360,26 @@ func (c *Channel) Close() error {
 }
 
 // Reset abandons the channel in both directions with a code the peer sees.
+// The number is freed when the peer's answering RST (or its FIN) arrives.
 func (c *Channel) Reset(code wire.Code, reason string) error {
 	c.mu.Lock()
-	if c.resetErr != nil || c.closed {
+	if c.localRST || c.closed || c.localFIN && c.finishedLocked() {
 		c.mu.Unlock()
 		return nil
 	}
-	c.resetErr = &CloseError{Code: code, Reason: reason}
+	c.localRST = true
+	if c.resetErr == nil {
+		c.resetErr = &CloseError{Code: code, Reason: reason}
+	}
+	done := c.finishedLocked()
 	c.dropRecvLocked()
 	c.mu.Unlock()
 	signal(c.rsig)
 	signal(c.wsig)
 	err := c.sendClose(&wire.Close{Code: code, Scope: wire.ScopeChannelRST, Reason: reason})
-	c.s.release(c)
+	if done {
+		c.s.release(c)
+	}
 	return err
 }
 

@@ -97,8 +97,12 @@ type Session struct {
 	sealer   *seal.Protector
 	sendNext uint64
 
-	mu        sync.Mutex
-	chans     [NumChannels]*Channel
+	mu    sync.Mutex
+	chans [NumChannels]*Channel
+	// gen counts the uses of each channel number; both ends free a number
+	// at the same point of the exchange (after FIN/RST each way), so the
+	// counts agree, and window updates carry it to be matched.
+	gen       [NumChannels]uint16
 	acceptQ   []*Channel
 	acceptSig chan struct{}
 	err       error // terminal error, set once
@@ -121,8 +125,11 @@ type Session struct {
 // is unconfirmed until the client's first packet authenticates; wait on
 // Confirmed before handing it to an application.
 func New(conn transport.Conn, est *handshake.Established, cfg Config) *Session {
-	if cfg.Window < InitialWindow {
+	switch {
+	case cfg.Window == 0:
 		cfg.Window = DefaultWindow
+	case cfg.Window < InitialWindow:
+		cfg.Window = InitialWindow // the protocol's starting credit is the floor
 	}
 	if cfg.ConfirmTimeout <= 0 {
 		cfg.ConfirmTimeout = DefaultConfirmTimeout
@@ -253,6 +260,10 @@ func (s *Session) fail(err error) {
 	}
 }
 
+// errClosing tells the reader that a packet made us queue a CLOSE: it
+// keeps draining the transport until the writer has sent it.
+var errClosing = errors.New("session: closing")
+
 // readLoop is the receive path. Every packet is checked in the order of
 // handshake.md §4.4; state changes only after AEAD and HMAC pass.
 func (s *Session) readLoop() {
@@ -262,7 +273,7 @@ func (s *Session) readLoop() {
 			s.readFailed(err)
 			return
 		}
-		if err := s.handle(p); err != nil {
+		if err := s.handle(p); err != nil && err != errClosing {
 			s.fail(err)
 			return
 		}
@@ -275,6 +286,13 @@ func (s *Session) readFailed(err error) {
 	s.mu.Unlock()
 	switch {
 	case closing:
+		// Our CLOSE is queued or sent: let the writer finish it (bounded)
+		// before the transport goes.
+		select {
+		case <-s.writerDone:
+		case <-s.done:
+		case <-time.After(s.cfg.WriteTimeout):
+		}
 		s.fail(s.localCloseErr())
 	case errors.Is(err, os.ErrDeadlineExceeded) && !s.isConfirmed():
 		s.fail(ErrUnconfirmed)
@@ -296,6 +314,17 @@ func (s *Session) isConfirmed() bool {
 	}
 }
 
+// sessionTypes are the packet types an established session receives.
+// Anything else (a handshake type, 0xD-0xF) is refused before any
+// cryptography (handshake.md §4.4 step 2).
+const sessionTypes = 1<<wire.TypeData | 1<<wire.TypeAck | 1<<wire.TypeHeartbeat | 1<<wire.TypeRekey |
+	1<<wire.TypeClose | 1<<wire.TypeConfig | 1<<wire.TypeRollback | 1<<wire.TypeDiscover |
+	1<<wire.TypeJournal | 1<<wire.TypeIntegrity
+
+// unsupportedFlags are defined by the draft but not implemented by this
+// release: a packet carrying them cannot be interpreted correctly.
+const unsupportedFlags = wire.FlagCompressed | wire.FlagFragment | wire.FlagLastFrag
+
 // handle authenticates one packet and acts on it. It returns an error to
 // end the session. The buffer is released here unless DATA hands it on.
 func (s *Session) handle(p *[]byte) error {
@@ -306,7 +335,18 @@ func (s *Session) handle(p *[]byte) error {
 			bufpool.Put(p)
 		}
 	}()
-	// §4.4 steps 2-4: cheap checks, then the exact next seq over TCP.
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		return nil // draining after our CLOSE
+	}
+	// §4.4 steps 2-4: cheap checks (the framer checked the version), then
+	// the exact next seq over TCP.
+	typ := wire.PacketType(b)
+	if sessionTypes&(1<<typ) == 0 {
+		return fmt.Errorf("%w: unexpected %v packet", ErrAuthFailed, typ)
+	}
 	if [16]byte(b[20:36]) != s.sid {
 		return fmt.Errorf("%w: wrong Session ID", ErrAuthFailed)
 	}
@@ -329,20 +369,18 @@ func (s *Session) handle(p *[]byte) error {
 		_ = s.conn.SetReadDeadline(time.Time{})
 		s.log.Debug("client confirmed")
 	}
-	s.mu.Lock()
-	closing := s.closing
-	s.mu.Unlock()
-	if closing {
-		return nil // draining after our CLOSE: authenticated but ignored
-	}
 	// Step 9: semantics. Failures here are authenticated protocol errors
-	// and earn a CLOSE with a code.
+	// and earn a CLOSE with a code. Protection is decided by state; the
+	// flag must still say so.
 	flags := binary.BigEndian.Uint16(b[2:4])
 	if flags&wire.FlagEncrypted == 0 {
 		return s.protocolError("ENCRYPTED flag missing on a sealed packet")
 	}
+	if flags&unsupportedFlags != 0 {
+		return s.protocolError(fmt.Sprintf("flags %#04x not supported (compression, fragmentation)", flags&unsupportedFlags))
+	}
 	ch := b[46]
-	switch wire.PacketType(b) {
+	switch typ {
 	case wire.TypeData:
 		if len(pt) == 0 {
 			return nil
@@ -350,39 +388,46 @@ func (s *Session) handle(p *[]byte) error {
 		keep = true
 		return s.onData(ch, pt, p)
 	case wire.TypeAck:
+		if ch != 0 {
+			return s.protocolError("ACK on a channel other than 0")
+		}
 		return s.onAck(pt)
 	case wire.TypeClose:
 		return s.onClose(ch, pt)
-	case wire.TypeHeartbeat, wire.TypeConfig, wire.TypeRollback, wire.TypeDiscover, wire.TypeJournal, wire.TypeIntegrity:
-		// Defined by the draft, carried by later layers; authenticated, so
-		// ignoring them is safe.
-		return nil
+	case wire.TypeRekey:
+		s.closeWith(wire.CodeRekeyFail, "rekey is not supported by this implementation yet", true)
+		return errClosing
 	default:
-		return s.protocolError(fmt.Sprintf("packet type %v not allowed in an established session", wire.PacketType(b)))
+		// HEARTBEAT, CONFIG, ROLLBACK, DISCOVER, JOURNAL, INTEGRITY:
+		// defined by the draft, carried by later layers; authenticated,
+		// so ignoring them is safe.
+		return nil
 	}
 }
 
-// protocolError sends an authenticated CLOSE(PROTOCOL_ERROR) and returns
-// the error that ends the session.
+// protocolError queues an authenticated CLOSE(PROTOCOL_ERROR) ahead of
+// anything else and tells the reader to drain until it is sent.
 func (s *Session) protocolError(reason string) error {
 	s.closeWith(wire.CodeProtocolError, reason, true)
-	return &CloseError{Code: wire.CodeProtocolError, Reason: reason}
+	return errClosing
 }
 
 func (s *Session) onAck(pt []byte) error {
-	var bad error
 	err := wire.ParseAck(pt, func(w wire.WindowUpdate) {
 		s.mu.Lock()
 		c := s.chans[w.Channel]
+		stale := s.gen[w.Channel] != w.Gen
 		s.mu.Unlock()
-		if c != nil {
+		// A grant for an earlier use of the channel number is stale: the
+		// number was freed and reopened while it was in flight.
+		if c != nil && !stale {
 			c.addCredit(int64(w.Credit))
 		}
 	})
 	if err != nil {
 		return s.protocolError(err.Error())
 	}
-	return bad
+	return nil
 }
 
 func (s *Session) onClose(ch uint8, pt []byte) error {
@@ -392,6 +437,9 @@ func (s *Session) onClose(ch uint8, pt []byte) error {
 	}
 	switch c.Scope {
 	case wire.ScopeSession:
+		if ch != 0 {
+			return s.protocolError("session CLOSE on a channel other than 0")
+		}
 		return &CloseError{Remote: true, Code: c.Code, Reason: c.Reason}
 	case wire.ScopeChannelFIN:
 		s.mu.Lock()
@@ -402,13 +450,15 @@ func (s *Session) onClose(ch uint8, pt []byte) error {
 		}
 		return chn.remoteFin()
 	default: // ScopeChannelRST
+		// Even a channel we never saw gets its RST answered, so that both
+		// ends free the number (and advance its generation) together.
 		s.mu.Lock()
-		chn := s.chans[ch]
+		chn := s.channelLocked(ch, false)
 		s.mu.Unlock()
-		if chn != nil {
-			chn.remoteReset(&CloseError{Remote: true, Code: c.Code, Reason: c.Reason})
+		if chn == nil {
+			return nil
 		}
-		return nil
+		return chn.remoteReset(&CloseError{Remote: true, Code: c.Code, Reason: c.Reason})
 	}
 }
 
@@ -457,11 +507,14 @@ func (s *Session) channelLocked(ch uint8, remote bool) *Channel {
 	return c
 }
 
-// release frees channel slot ch if it still holds c.
+// release frees channel slot ch if it still holds c: both directions are
+// finished (FIN or RST each way). Grants not yet sent for it are dropped.
 func (s *Session) release(c *Channel) {
 	s.mu.Lock()
 	if s.chans[c.id] == c {
 		s.chans[c.id] = nil
+		s.gen[c.id]++
+		s.out.dropCredit(c.id)
 	}
 	s.mu.Unlock()
 }

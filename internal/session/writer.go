@@ -55,6 +55,13 @@ func (q *sendQueue) grant(ch uint8, n uint32) {
 	q.wake()
 }
 
+func (q *sendQueue) dropCredit(ch uint8) {
+	if q.credit[ch] != 0 {
+		q.credit[ch] = 0
+		q.creditN--
+	}
+}
+
 func (q *sendQueue) pushClose(ch uint8, c *wire.Close) {
 	pt := wire.AppendClose(make([]byte, 0, wire.CloseFixedLen+wire.MaxReasonLen), c)
 	buf := bufpool.Get(wire.HeaderLen + len(pt) + wire.TagLen)
@@ -202,7 +209,7 @@ func (s *Session) writeLoop() {
 		if s.out.creditN > 0 {
 			for ch, n := range s.out.credit {
 				if n > 0 {
-					ackPT = wire.AppendWindowUpdate(ackPT, wire.WindowUpdate{Channel: uint8(ch), Credit: n})
+					ackPT = wire.AppendWindowUpdate(ackPT, wire.WindowUpdate{Channel: uint8(ch), Gen: s.gen[ch], Credit: n})
 					s.out.credit[ch] = 0
 				}
 			}

@@ -78,8 +78,7 @@ func (t *TCPConn) ReadPacket() (*[]byte, error) {
 
 // ReadExact reads one handshake packet of exactly len(dst) bytes into a
 // fixed array: handshake reads never allocate from the length field
-// (handshake.md §1.3). It returns the header's payload length so the
-// caller can tell a version CLOSE from the packet it expected.
+// (handshake.md §1.3).
 func (t *TCPConn) ReadExact(dst []byte) error {
 	_, err := io.ReadFull(t.c, dst)
 	return err

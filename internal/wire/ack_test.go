@@ -28,14 +28,14 @@ func TestParseAckEmpty(t *testing.T) {
 }
 
 func TestAppendWindowUpdateLayout(t *testing.T) {
-	b := AppendWindowUpdate([]byte{0xaa}, WindowUpdate{Channel: 0x12, Credit: 0x01020304})
-	if want := []byte{0xaa, 0x12, 0, 0, 0, 1, 2, 3, 4}; !bytes.Equal(b, want) {
+	b := AppendWindowUpdate([]byte{0xaa}, WindowUpdate{Channel: 0x12, Gen: 0x0a0b, Credit: 0x01020304})
+	if want := []byte{0xaa, 0x12, 0, 0x0a, 0x0b, 1, 2, 3, 4}; !bytes.Equal(b, want) {
 		t.Fatalf("AppendWindowUpdate = %x, want %x", b, want)
 	}
 }
 
 func TestParseAckEntries(t *testing.T) {
-	ws := []WindowUpdate{{0, 0}, {1, 1}, {7, 65536}, {255, math.MaxUint32}, {0x80, 0x80000000}}
+	ws := []WindowUpdate{{0, 0, 0}, {1, 1, 1}, {7, 300, 65536}, {255, math.MaxUint16, math.MaxUint32}, {0x80, 2, 0x80000000}}
 	var p []byte
 	for _, w := range ws {
 		p = AppendWindowUpdate(p, w)
@@ -100,15 +100,13 @@ func TestParseAckIgnoresReserved(t *testing.T) {
 	p := AppendWindowUpdate(nil, WindowUpdate{Channel: 3, Credit: 0xdeadbeef})
 	p = AppendWindowUpdate(p, WindowUpdate{Channel: 4, Credit: 1})
 	for _, off := range []int{0, WindowUpdateLen} {
-		for i := 1; i < 4; i++ {
-			p[off+i] = 0xff
-		}
+		p[off+1] = 0xff // the one reserved byte
 	}
 	got, err := collectAck(t, p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || got[0] != (WindowUpdate{3, 0xdeadbeef}) || got[1] != (WindowUpdate{4, 1}) {
+	if len(got) != 2 || got[0] != (WindowUpdate{3, 0, 0xdeadbeef}) || got[1] != (WindowUpdate{4, 0, 1}) {
 		t.Errorf("got %+v", got)
 	}
 }

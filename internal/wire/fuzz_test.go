@@ -230,7 +230,7 @@ func FuzzParseClose(f *testing.F) {
 }
 
 func FuzzParseAck(f *testing.F) {
-	two := AppendWindowUpdate(AppendWindowUpdate(nil, WindowUpdate{1, 1000}), WindowUpdate{255, 1 << 31})
+	two := AppendWindowUpdate(AppendWindowUpdate(nil, WindowUpdate{1, 7, 1000}), WindowUpdate{255, 0, 1 << 31})
 	addSeeds(f, two, two[:7], garbage(MaxWindowUpdates*WindowUpdateLen, 12),
 		garbage((MaxWindowUpdates+1)*WindowUpdateLen, 13), garbage(9, 14))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -256,7 +256,7 @@ func FuzzParseAck(f *testing.F) {
 		}
 		canon := bytes.Clone(b)
 		for i := 0; i < len(canon); i += WindowUpdateLen {
-			canon[i+1], canon[i+2], canon[i+3] = 0, 0, 0
+			canon[i+1] = 0
 		}
 		if !bytes.Equal(re, canon) && !(len(re) == 0 && len(canon) == 0) {
 			t.Fatalf("re-encoded ACK\n got  %x\n want %x", re, canon)
