@@ -147,4 +147,3 @@ func validInit(t *testing.T) []byte {
 	return wire.AppendInit(nil, &wire.Init{Seq: 1, Timestamp: uint64(time.Now().UnixNano()),
 		EC: id.Public, Versions: wire.VersionsV1})
 }
-
