@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/pool-go/pool"
+	"github.com/pool-go/pool/internal/handshake"
 	"github.com/pool-go/pool/internal/testutil"
 )
 
@@ -139,8 +141,10 @@ func dialCtx(t *testing.T) context.Context {
 // gets a session, and learns so promptly.
 func TestUnauthorizedClientRefused(t *testing.T) {
 	srv, allowed, stranger := newIdentity(t), newIdentity(t), newIdentity(t)
+	reasons := make(chan error, 1)
 	l, err := pool.Listen("127.0.0.1:0", &pool.Config{Identity: srv,
-		Authorize: func(k pool.PublicKey) bool { return k == allowed.Public }})
+		Authorize:        func(k pool.PublicKey) bool { return k == allowed.Public },
+		OnHandshakeError: func(_ netip.AddrPort, err error) { reasons <- err }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,6 +161,14 @@ func TestUnauthorizedClientRefused(t *testing.T) {
 	defer cancel()
 	if s, err := l.AcceptContext(ctx); err == nil {
 		t.Fatalf("listener produced a session for a stranger: %v", s.Peer())
+	}
+	select {
+	case err := <-reasons:
+		if !errors.Is(err, handshake.ErrUnauthorized) || !strings.Contains(err.Error(), stranger.Public.String()) {
+			t.Fatalf("server-side reason %v does not name the unauthorized key", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("listener did not report the refused handshake")
 	}
 	if st := l.Stats(); st.Handshake.Accepted != 0 || st.FailedHandshakes == 0 {
 		t.Fatalf("stats: %+v", st)

@@ -203,9 +203,7 @@ func (l *Listener) serve(tc *transport.TCPConn) {
 	defer stop()
 	est, err := l.serverHandshake(tc)
 	if err != nil {
-		l.failed.Add(1)
-		l.log.Debug("handshake failed", "remote", tc.RemoteAddr().String(), "err", err)
-		tc.Close()
+		l.handshakeFailed(tc, err)
 		return
 	}
 	_ = tc.SetDeadline(time.Time{})
@@ -213,8 +211,7 @@ func (l *Listener) serve(tc *transport.TCPConn) {
 	select {
 	case <-s.Confirmed():
 	case <-s.Done():
-		l.failed.Add(1)
-		l.log.Info("session not confirmed", "peer", est.Peer.String(), "err", s.Err())
+		l.handshakeFailed(tc, fmt.Errorf("client %v did not confirm the session: %w", est.Peer, s.Err()))
 		return
 	}
 	release()
@@ -225,6 +222,18 @@ func (l *Listener) serve(tc *transport.TCPConn) {
 	case <-l.ctx.Done():
 		s.CloseWithError(wire.CodeOverload, "listener closed")
 	case <-s.Done():
+	}
+}
+
+func (l *Listener) handshakeFailed(tc *transport.TCPConn, err error) {
+	l.failed.Add(1)
+	tc.Close()
+	if errors.Is(err, net.ErrClosed) && l.ctx.Err() != nil {
+		return // the listener is closing
+	}
+	l.log.Debug("handshake failed", "remote", tc.RemoteAddr().String(), "err", err)
+	if l.cfg.OnHandshakeError != nil {
+		l.cfg.OnHandshakeError(tc.Path().Client, err)
 	}
 }
 

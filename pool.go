@@ -20,6 +20,7 @@ package pool
 
 import (
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/pool-go/pool/internal/addr"
@@ -106,6 +107,10 @@ type Config struct {
 	ConfirmTimeout time.Duration // server: client's first packet (10 s)
 	WriteTimeout   time.Duration // a peer that stops reading (30 s)
 	IdleTimeout    time.Duration // a peer silent this long is dead (30 s)
+
+	// OnHandshakeError, if set, is told of every handshake a listener
+	// abandons, with the reason (the client never is: handshake.md §7.3).
+	OnHandshakeError func(remote netip.AddrPort, err error)
 
 	Logger *slog.Logger
 }

@@ -214,7 +214,7 @@ func (s *Server) checkInit(in *wire.Init, now time.Time) error {
 		return err
 	}
 	if in.ServerHint != ([8]byte{}) && in.ServerHint != s.nodeID {
-		return ErrWrongServer
+		return fmt.Errorf("%w: node ID %x, ours is %x (the client pinned another key)", ErrWrongServer, in.ServerHint, s.nodeID)
 	}
 	if !addr.PublicKey(in.EC).Canonical() {
 		return fmt.Errorf("%w: e_C", ErrNonCanonicalKey)
@@ -373,7 +373,7 @@ func (s *Server) complete(pkt []byte, h *wire.Header, r *wire.Response, initPkt 
 	// 9. Authorization by full key, only after possession is proven, so the
 	// allow-list cannot be probed with keys one does not hold (§7.3).
 	if !s.cfg.Authorize(sC) {
-		return nil, nil, ErrUnauthorized
+		return nil, nil, fmt.Errorf("%w: %v", ErrUnauthorized, sC)
 	}
 	// 10. Now the session: a fresh e_S, ISN_S, ee and se, the ACCEPT.
 	eS, err := newEphemeral(s.cfg.Rand)

@@ -108,6 +108,7 @@ type Session struct {
 	err       error // terminal error, set once
 	closing   bool  // a session CLOSE is queued or sent
 	closeErr  *CloseError
+	peerClose *CloseError
 	out       sendQueue
 
 	lastRecvAt atomic.Int64 // monotonic ns of the last authenticated packet
@@ -264,6 +265,9 @@ func (s *Session) fail(err error) {
 // keeps draining the transport until the writer has sent it.
 var errClosing = errors.New("session: closing")
 
+// errDrained ends the drain: a packet after our CLOSE did not authenticate.
+var errDrained = errors.New("session: drained")
+
 // readLoop is the receive path. Every packet is checked in the order of
 // handshake.md §4.4; state changes only after AEAD and HMAC pass.
 func (s *Session) readLoop() {
@@ -273,7 +277,10 @@ func (s *Session) readLoop() {
 			s.readFailed(err)
 			return
 		}
-		if err := s.handle(p); err != nil && err != errClosing {
+		if err := s.handle(p); err == errDrained {
+			s.readFailed(err)
+			return
+		} else if err != nil && err != errClosing {
 			s.fail(err)
 			return
 		}
@@ -338,36 +345,23 @@ func (s *Session) handle(p *[]byte) error {
 	s.mu.Lock()
 	closing := s.closing
 	s.mu.Unlock()
-	if closing {
-		return nil // draining after our CLOSE
-	}
-	// §4.4 steps 2-4: cheap checks (the framer checked the version), then
-	// the exact next seq over TCP.
-	typ := wire.PacketType(b)
-	if sessionTypes&(1<<typ) == 0 {
-		return fmt.Errorf("%w: unexpected %v packet", ErrAuthFailed, typ)
-	}
-	if [16]byte(b[20:36]) != s.sid {
-		return fmt.Errorf("%w: wrong Session ID", ErrAuthFailed)
-	}
-	seq := binary.BigEndian.Uint64(b[4:12])
-	if seq != s.recvNext || seq >= SeqLimit {
-		return fmt.Errorf("%w: sequence %d, expected %d", ErrAuthFailed, seq, s.recvNext)
-	}
-	// Steps 6-7: AEAD, then HMAC over header and plaintext.
-	pt, err := s.opener.Open(b)
+	pt, err := s.authenticate(b)
 	if err != nil {
-		return ErrAuthFailed
+		if closing {
+			return errDrained
+		}
+		return err
 	}
-	// Step 8: commit.
-	s.recvNext++
-	s.lastRecv.Store(seq)
-	s.lastRecvAt.Store(int64(s.monotonic()))
-	s.stats.pktIn.Add(1)
-	if !s.isConfirmed() {
-		close(s.confirmed) // event 2: the client is authenticated
-		_ = s.conn.SetReadDeadline(time.Time{})
-		s.log.Debug("client confirmed")
+	typ := wire.PacketType(b)
+	if closing {
+		// Draining after our CLOSE: act on nothing, but notice the peer's
+		// own CLOSE, which tells the application the peer finished too.
+		if typ == wire.TypeClose {
+			if c, err := wire.ParseClose(pt); err == nil && c.Scope == wire.ScopeSession {
+				s.notePeerClose(&c)
+			}
+		}
+		return nil
 	}
 	// Step 9: semantics. Failures here are authenticated protocol errors
 	// and earn a CLOSE with a code. Protection is decided by state; the
@@ -405,6 +399,54 @@ func (s *Session) handle(p *[]byte) error {
 	}
 }
 
+// authenticate runs §4.4 steps 2-8 on one packet: cheap header checks (the
+// framer checked the version), the exact next seq over TCP, the AEAD, the
+// HMAC, and only then the commit of the receive state.
+func (s *Session) authenticate(b []byte) ([]byte, error) {
+	typ := wire.PacketType(b)
+	if sessionTypes&(1<<typ) == 0 {
+		return nil, fmt.Errorf("%w: unexpected %v packet", ErrAuthFailed, typ)
+	}
+	if [16]byte(b[20:36]) != s.sid {
+		return nil, fmt.Errorf("%w: wrong Session ID", ErrAuthFailed)
+	}
+	seq := binary.BigEndian.Uint64(b[4:12])
+	if seq != s.recvNext || seq >= SeqLimit {
+		return nil, fmt.Errorf("%w: sequence %d, expected %d", ErrAuthFailed, seq, s.recvNext)
+	}
+	pt, err := s.opener.Open(b)
+	if err != nil {
+		return nil, ErrAuthFailed
+	}
+	s.recvNext++
+	s.lastRecv.Store(seq)
+	s.lastRecvAt.Store(int64(s.monotonic()))
+	s.stats.pktIn.Add(1)
+	if !s.isConfirmed() {
+		close(s.confirmed) // event 2: the client is authenticated
+		_ = s.conn.SetReadDeadline(time.Time{})
+		s.log.Debug("client confirmed")
+	}
+	return pt, nil
+}
+
+func (s *Session) notePeerClose(c *wire.Close) {
+	s.mu.Lock()
+	if s.peerClose == nil {
+		s.peerClose = &CloseError{Remote: true, Code: c.Code, Reason: c.Reason}
+	}
+	s.mu.Unlock()
+}
+
+// PeerClosed returns the CLOSE the peer sent, if one arrived, also when
+// this side closed first. A peer's CLOSE(NO_ERROR) after our FIN means it
+// consumed everything we sent.
+func (s *Session) PeerClosed() *CloseError {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peerClose
+}
+
 // protocolError queues an authenticated CLOSE(PROTOCOL_ERROR) ahead of
 // anything else and tells the reader to drain until it is sent.
 func (s *Session) protocolError(reason string) error {
@@ -440,6 +482,7 @@ func (s *Session) onClose(ch uint8, pt []byte) error {
 		if ch != 0 {
 			return s.protocolError("session CLOSE on a channel other than 0")
 		}
+		s.notePeerClose(&c)
 		return &CloseError{Remote: true, Code: c.Code, Reason: c.Reason}
 	case wire.ScopeChannelFIN:
 		s.mu.Lock()

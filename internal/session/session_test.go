@@ -220,6 +220,22 @@ func TestGracefulCloseDeliversEverything(t *testing.T) {
 	}
 }
 
+// TestPeerClosedSeenWhileDraining: when both ends close, each still learns
+// of the other's CLOSE, which is how an application knows the peer
+// finished consuming what it sent.
+func TestPeerClosedSeenWhileDraining(t *testing.T) {
+	cli, srv := sessionPair(t, Config{})
+	go cli.Close()
+	go srv.Close()
+	waitDone(t, cli)
+	waitDone(t, srv)
+	for _, s := range []*Session{cli, srv} {
+		if pc := s.PeerClosed(); pc == nil || pc.Code != wire.CodeNoError || !pc.Remote {
+			t.Errorf("PeerClosed = %v", pc)
+		}
+	}
+}
+
 func TestChannelResetPropagates(t *testing.T) {
 	cli, srv := sessionPair(t, Config{})
 	ch, _ := cli.OpenChannel(4)
