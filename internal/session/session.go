@@ -483,7 +483,11 @@ func (s *Session) onClose(ch uint8, pt []byte) error {
 			return s.protocolError("session CLOSE on a channel other than 0")
 		}
 		s.notePeerClose(&c)
-		return &CloseError{Remote: true, Code: c.Code, Reason: c.Reason}
+		// Answer with our own CLOSE, as TLS answers close_notify: it tells
+		// the peer that everything it sent before its CLOSE reached us.
+		// Whatever we still had queued is dropped; the peer reads no more.
+		s.closeAs(&CloseError{Remote: true, Code: c.Code, Reason: c.Reason}, wire.CodeNoError, "")
+		return errClosing
 	case wire.ScopeChannelFIN:
 		s.mu.Lock()
 		chn := s.channelLocked(ch, true)
@@ -662,11 +666,23 @@ func (s *Session) CloseWithError(code wire.Code, reason string) error {
 func (s *Session) closeWith(code wire.Code, reason string, abort bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.closeLocked(&CloseError{Code: code, Reason: reason}, code, reason, abort)
+}
+
+// closeAs queues a CLOSE in reply to the peer's; the session's error
+// stays the peer's CLOSE.
+func (s *Session) closeAs(final *CloseError, code wire.Code, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeLocked(final, code, reason, true)
+}
+
+func (s *Session) closeLocked(final *CloseError, code wire.Code, reason string, abort bool) bool {
 	if s.err != nil || s.closing {
 		return false
 	}
 	s.closing = true
-	s.closeErr = &CloseError{Code: code, Reason: reason}
+	s.closeErr = final
 	if abort {
 		s.out.discard()
 	}
