@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/pool-go/pool/internal/addr"
+	"github.com/pool-go/pool/internal/handshake"
 	"github.com/pool-go/pool/internal/session"
 	"github.com/pool-go/pool/internal/wire"
 )
@@ -50,6 +51,12 @@ type (
 	CloseError = session.CloseError
 	// Code is a CLOSE error code (draft §11).
 	Code = wire.Code
+	// SessionStats are a session's counters.
+	SessionStats = session.Stats
+	// HandshakeStats are a listener's handshake counters.
+	HandshakeStats = handshake.ServerStats
+	// Path names a session's transport endpoints.
+	Path = handshake.Path
 )
 
 // Identity and address helpers.
@@ -60,6 +67,24 @@ var (
 	ParseAddress     = addr.ParseAddress
 	NewAddress       = addr.New
 	LoadAllowList    = addr.LoadAllowList
+	NewAllowList     = addr.NewAllowList
+)
+
+// CLOSE codes (draft §11 Table 4, and PROTOCOL.md's additions).
+const (
+	CodeNoError          = wire.CodeNoError
+	CodeAuthFail         = wire.CodeAuthFail
+	CodeDecryptFail      = wire.CodeDecryptFail
+	CodeSeqInvalid       = wire.CodeSeqInvalid
+	CodeFragTimeout      = wire.CodeFragTimeout
+	CodeMTUExceeded      = wire.CodeMTUExceeded
+	CodeConfigReject     = wire.CodeConfigReject
+	CodeRekeyFail        = wire.CodeRekeyFail
+	CodeJournalFull      = wire.CodeJournalFull
+	CodeOverload         = wire.CodeOverload
+	CodeVersionMismatch  = wire.CodeVersionMismatch
+	CodeVersionDowngrade = wire.CodeVersionDowngrade
+	CodeProtocolError    = wire.CodeProtocolError
 )
 
 // Session errors.

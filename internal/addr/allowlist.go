@@ -24,6 +24,15 @@ type AllowList struct {
 // rest is comment.
 const maxAllowListLine = 64 << 10
 
+// NewAllowList builds an allow-list from keys held in memory.
+func NewAllowList(keys ...PublicKey) *AllowList {
+	l := &AllowList{keys: make(map[PublicKey]struct{}, len(keys))}
+	for _, k := range keys {
+		l.keys[k] = struct{}{}
+	}
+	return l
+}
+
 // LoadAllowList reads an allow-list file; see ParseAllowList for the format.
 func LoadAllowList(path string) (*AllowList, error) {
 	f, err := os.Open(path)
