@@ -20,8 +20,9 @@ type chunk struct {
 // Channel is one of a session's 256 bidirectional byte streams. It
 // implements net.Conn; CloseWrite sends a FIN (half-close).
 type Channel struct {
-	s  *Session
-	id uint8
+	s   *Session
+	id  uint8
+	gen uint16 // which use of the number this is (see Session.gen)
 
 	readMu, writeMu sync.Mutex // one Read and one Write at a time
 
@@ -41,13 +42,16 @@ type Channel struct {
 	remoteFIN    bool  // the peer sent FIN
 	remoteRST    bool  // the peer sent RST
 	closed       bool  // the application closed it
+	sent         bool  // we queued DATA or FIN: the peer knows the channel
+	heard        bool  // the peer sent DATA or FIN
 	resetErr     error // a reset (either side) ends both directions
 	rdeadline    time.Time
 	wdeadline    time.Time
 }
 
+// newChannel is called with s.mu held.
 func newChannel(s *Session, id uint8) *Channel {
-	return &Channel{s: s, id: id, rsig: make(chan struct{}, 1), wsig: make(chan struct{}, 1),
+	return &Channel{s: s, id: id, gen: s.gen[id], rsig: make(chan struct{}, 1), wsig: make(chan struct{}, 1),
 		granted: InitialWindow, credit: InitialWindow}
 }
 
@@ -73,6 +77,7 @@ func (c *Channel) deliver(pt []byte, p *[]byte) error {
 		bufpool.Put(p)
 		return c.s.protocolError("DATA after FIN or RST on channel")
 	}
+	c.heard = true
 	c.received += int64(len(pt))
 	if c.received > c.granted {
 		c.mu.Unlock()
@@ -131,6 +136,7 @@ func (c *Channel) remoteFin() error {
 		return c.s.protocolError("FIN after FIN or RST on channel")
 	}
 	c.remoteFIN = true
+	c.heard = true
 	done := c.finishedLocked()
 	c.mu.Unlock()
 	signal(c.rsig)
@@ -274,6 +280,7 @@ func (c *Channel) Write(p []byte) (int, error) {
 		}
 		n := min(int64(len(p)-written), c.credit, MaxDataPlaintext)
 		c.credit -= n
+		c.sent = true
 		deadline := c.wdeadline
 		c.mu.Unlock()
 		buf := bufpool.Get(wire.HeaderLen + int(n) + wire.TagLen)
@@ -322,7 +329,14 @@ func (c *Channel) CloseWrite() error {
 	return nil
 }
 
+// sendClose queues a channel FIN or RST. Its Detail carries the channel's
+// generation, so a FIN or RST still in flight when the number is freed and
+// reused is recognised as stale and ignored by the receiver.
 func (c *Channel) sendClose(cl *wire.Close) error {
+	cl.Detail = c.gen
+	c.mu.Lock()
+	c.sent = true
+	c.mu.Unlock()
 	pt := wire.AppendClose(nil, cl)
 	buf := bufpool.Get(wire.HeaderLen + len(pt) + wire.TagLen)
 	copy((*buf)[wire.HeaderLen:], pt)
@@ -371,12 +385,19 @@ func (c *Channel) Reset(code wire.Code, reason string) error {
 	if c.resetErr == nil {
 		c.resetErr = &CloseError{Code: code, Reason: reason}
 	}
-	done := c.finishedLocked()
+	// A channel the peer never heard of ends here, silently: an RST for
+	// it could not be answered (a peer ignores RSTs for numbers it does
+	// not hold), so it could never free the number.
+	silent := !c.sent && !c.heard
+	done := c.finishedLocked() || silent
 	c.dropRecvLocked()
 	c.mu.Unlock()
 	signal(c.rsig)
 	signal(c.wsig)
-	err := c.sendClose(&wire.Close{Code: code, Scope: wire.ScopeChannelRST, Reason: reason})
+	var err error
+	if !silent {
+		err = c.sendClose(&wire.Close{Code: code, Scope: wire.ScopeChannelRST, Reason: reason})
+	}
 	if done {
 		c.s.release(c)
 	}

@@ -488,23 +488,30 @@ func (s *Session) onClose(ch uint8, pt []byte) error {
 		// Whatever we still had queued is dropped; the peer reads no more.
 		s.closeAs(&CloseError{Remote: true, Code: c.Code, Reason: c.Reason}, wire.CodeNoError, "")
 		return errClosing
-	case wire.ScopeChannelFIN:
-		s.mu.Lock()
-		chn := s.channelLocked(ch, true)
+	}
+	// Channel FIN and RST carry the generation of the channel they end:
+	// one for an earlier use of the number (an RST that crossed the
+	// peer's FIN, say) is stale and ignored, never answered, so two ends
+	// cannot bounce RSTs at each other.
+	s.mu.Lock()
+	if c.Detail != s.gen[ch] {
 		s.mu.Unlock()
-		if chn == nil {
-			return nil
-		}
+		s.log.Debug("stale channel CLOSE ignored", "channel", ch, "gen", c.Detail)
+		return nil
+	}
+	var chn *Channel
+	if c.Scope == wire.ScopeChannelFIN {
+		chn = s.channelLocked(ch, true) // a FIN may be all a new channel carries
+	} else {
+		chn = s.chans[ch] // an RST for a number we do not hold ends nothing
+	}
+	s.mu.Unlock()
+	switch {
+	case chn == nil:
+		return nil
+	case c.Scope == wire.ScopeChannelFIN:
 		return chn.remoteFin()
-	default: // ScopeChannelRST
-		// Even a channel we never saw gets its RST answered, so that both
-		// ends free the number (and advance its generation) together.
-		s.mu.Lock()
-		chn := s.channelLocked(ch, false)
-		s.mu.Unlock()
-		if chn == nil {
-			return nil
-		}
+	default:
 		return chn.remoteReset(&CloseError{Remote: true, Code: c.Code, Reason: c.Reason})
 	}
 }

@@ -463,3 +463,60 @@ func TestSequenceLimit(t *testing.T) {
 		t.Fatalf("client ended with %v", err)
 	}
 }
+
+// TestResetCrossingFINDoesNotLoop: an RST that crosses the peer's FIN lands
+// on a freed number; it must be ignored (its generation is stale), not
+// answered, or the two ends would bounce RSTs forever.
+func TestResetCrossingFINDoesNotLoop(t *testing.T) {
+	cli, srv := sessionPair(t, Config{})
+	ch, _ := cli.OpenChannel(0)
+	ch.Write([]byte("x"))
+	sch, err := srv.AcceptChannel(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sch.CloseWrite()
+	ch.CloseWrite()
+	ch.Reset(wire.CodeOverload, "changed my mind")
+	time.Sleep(100 * time.Millisecond)
+	before := cli.Stats().PacketsReceived + srv.Stats().PacketsReceived
+	time.Sleep(300 * time.Millisecond)
+	after := cli.Stats().PacketsReceived + srv.Stats().PacketsReceived
+	if after-before > 4 {
+		t.Fatalf("%d packets exchanged on an idle session: RSTs are looping", after-before)
+	}
+	if cli.Err() != nil || srv.Err() != nil {
+		t.Fatalf("session ended: %v / %v", cli.Err(), srv.Err())
+	}
+	// Both ends freed channel 0 exactly once: a new use works both ways.
+	c2, err := cli.OpenChannel(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2.Write([]byte("again"))
+	c2.CloseWrite()
+	s2, err := srv.AcceptChannel(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(s2); string(b) != "again" {
+		t.Fatalf("reused channel read %q", b)
+	}
+}
+
+// TestResetOfUnsentChannelIsSilent: a channel the peer never heard of ends
+// locally; nothing goes on the wire and the number is free at once.
+func TestResetOfUnsentChannelIsSilent(t *testing.T) {
+	cli, srv := sessionPair(t, Config{})
+	time.Sleep(50 * time.Millisecond)
+	before := srv.Stats().PacketsReceived
+	ch, _ := cli.OpenChannel(9)
+	ch.Reset(wire.CodeNoError, "")
+	if _, err := cli.OpenChannel(9); err != nil {
+		t.Fatalf("number not freed: %v", err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if got := srv.Stats().PacketsReceived - before; got != 0 {
+		t.Fatalf("peer received %d packets for a channel it never saw", got)
+	}
+}
