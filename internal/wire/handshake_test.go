@@ -9,24 +9,24 @@ import (
 func vectorInit(t testing.TB, v vectors) Init {
 	t.Helper()
 	return Init{
-		Seq:        v.u64(t, "init.header.seq"),
-		Timestamp:  v.u64(t, "init.header.timestamp"),
-		EC:         [32]byte(v.hex(t, "init.e_c")),
-		Versions:   v.u16(t, "init.versions_c"),
-		ServerHint: [8]byte(v.hex(t, "init.server_hint")),
+		Seq:        v.U64(t, "init.header.seq"),
+		Timestamp:  v.U64(t, "init.header.timestamp"),
+		EC:         [32]byte(v.Hex(t, "init.e_c")),
+		Versions:   v.U16(t, "init.versions_c"),
+		ServerHint: [8]byte(v.Hex(t, "init.server_hint")),
 	}
 }
 
 func vectorChallenge(t testing.TB, v vectors) Challenge {
 	t.Helper()
 	return Challenge{
-		Ack:      v.u64(t, "challenge.header.ack"),
-		SID:      [16]byte(v.hex(t, "challenge.header.sid")),
-		TIssue:   v.u64(t, "challenge.header.timestamp"),
-		SS:       [32]byte(v.hex(t, "challenge.s_s")),
-		Versions: v.u16(t, "challenge.versions_s"),
-		D:        uint8(v.num(t, "challenge.d")),
-		J:        uint8(v.num(t, "challenge.j")),
+		Ack:      v.U64(t, "challenge.header.ack"),
+		SID:      [16]byte(v.Hex(t, "challenge.header.sid")),
+		TIssue:   v.U64(t, "challenge.header.timestamp"),
+		SS:       [32]byte(v.Hex(t, "challenge.s_s")),
+		Versions: v.U16(t, "challenge.versions_s"),
+		D:        uint8(v.Num(t, "challenge.d")),
+		J:        uint8(v.Num(t, "challenge.j")),
 	}
 }
 
@@ -76,13 +76,13 @@ func TestRegionsCoverPacket(t *testing.T) {
 
 func TestInitVector(t *testing.T) {
 	v := loadVectors(t)
-	want := v.hex(t, "init.bytes")
+	want := v.Hex(t, "init.bytes")
 	in := vectorInit(t, v)
 	got := AppendInit(nil, &in)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("AppendInit\n got  %x\n want %x", got, want)
 	}
-	if !bytes.Equal(want[122:], v.hex(t, "init.pad")) {
+	if !bytes.Equal(want[122:], v.Hex(t, "init.pad")) {
 		t.Errorf("pad region mismatch")
 	}
 	parsed, err := ParseInit(want)
@@ -92,7 +92,7 @@ func TestInitVector(t *testing.T) {
 	if parsed != in {
 		t.Fatalf("ParseInit = %+v, want %+v", parsed, in)
 	}
-	if parsed.Seq != v.u64(t, "inputs.isn_c") || parsed.Timestamp != v.num(t, "inputs.t_c_ns") {
+	if parsed.Seq != v.U64(t, "inputs.isn_c") || parsed.Timestamp != v.Num(t, "inputs.t_c_ns") {
 		t.Errorf("ParseInit seq/timestamp disagree with inputs")
 	}
 	// Append keeps the prefix.
@@ -105,7 +105,7 @@ func TestInitVector(t *testing.T) {
 
 func TestChallengeVector(t *testing.T) {
 	v := loadVectors(t)
-	want := v.hex(t, "challenge.bytes")
+	want := v.Hex(t, "challenge.bytes")
 	c := vectorChallenge(t, v)
 	got := AppendChallenge(nil, &c)
 	if !bytes.Equal(got, want) {
@@ -118,9 +118,9 @@ func TestChallengeVector(t *testing.T) {
 	if parsed != c {
 		t.Fatalf("ParseChallenge = %+v, want %+v", parsed, c)
 	}
-	if parsed.Ack != v.u64(t, "inputs.isn_c") || parsed.TIssue != v.num(t, "inputs.t_iss_ns") ||
-		!bytes.Equal(parsed.SID[:], v.hex(t, "cookie.SID")) ||
-		parsed.D != uint8(v.num(t, "inputs.difficulty_d")) || parsed.J != uint8(v.num(t, "inputs.slot_j")) {
+	if parsed.Ack != v.U64(t, "inputs.isn_c") || parsed.TIssue != v.Num(t, "inputs.t_iss_ns") ||
+		!bytes.Equal(parsed.SID[:], v.Hex(t, "cookie.SID")) ||
+		parsed.D != uint8(v.Num(t, "inputs.difficulty_d")) || parsed.J != uint8(v.Num(t, "inputs.slot_j")) {
 		t.Errorf("ParseChallenge fields disagree with inputs: %+v", parsed)
 	}
 	got = AppendChallenge([]byte{1}, &c)
@@ -131,7 +131,7 @@ func TestChallengeVector(t *testing.T) {
 
 func TestInitFixedBytesRejected(t *testing.T) {
 	v := loadVectors(t)
-	good := v.hex(t, "init.bytes")
+	good := v.Hex(t, "init.bytes")
 	for _, i := range initFixed {
 		for _, m := range flipMasks {
 			b := bytes.Clone(good)
@@ -145,7 +145,7 @@ func TestInitFixedBytesRejected(t *testing.T) {
 
 func TestInitFreeBytesAccepted(t *testing.T) {
 	v := loadVectors(t)
-	good := v.hex(t, "init.bytes")
+	good := v.Hex(t, "init.bytes")
 	for _, i := range initFree {
 		for _, m := range flipMasks {
 			b := bytes.Clone(good)
@@ -164,7 +164,7 @@ func TestInitFreeBytesAccepted(t *testing.T) {
 
 func TestChallengeFixedBytesRejected(t *testing.T) {
 	v := loadVectors(t)
-	good := v.hex(t, "challenge.bytes")
+	good := v.Hex(t, "challenge.bytes")
 	for _, i := range challengeFixed {
 		for _, m := range flipMasks {
 			b := bytes.Clone(good)
@@ -178,7 +178,7 @@ func TestChallengeFixedBytesRejected(t *testing.T) {
 
 func TestChallengeFreeBytesAccepted(t *testing.T) {
 	v := loadVectors(t)
-	good := v.hex(t, "challenge.bytes")
+	good := v.Hex(t, "challenge.bytes")
 	for _, i := range challengeFree {
 		for _, m := range flipMasks {
 			b := bytes.Clone(good)
@@ -220,7 +220,7 @@ func parserCases() []parserCase {
 func TestHandshakeLengths(t *testing.T) {
 	v := loadVectors(t)
 	for _, pc := range parserCases() {
-		good := v.hex(t, pc.vector)
+		good := v.Hex(t, pc.vector)
 		if len(good) != pc.n {
 			t.Fatalf("%s vector is %d bytes, want %d", pc.name, len(good), pc.n)
 		}
@@ -246,7 +246,7 @@ func TestHandshakeLengths(t *testing.T) {
 func TestHandshakeTypeVersion(t *testing.T) {
 	v := loadVectors(t)
 	for _, pc := range parserCases() {
-		good := v.hex(t, pc.vector)
+		good := v.Hex(t, pc.vector)
 		for ty := Type(0); ty < 16; ty++ {
 			b := bytes.Clone(good)
 			b[0] = byte0(Version1, ty)
@@ -273,33 +273,33 @@ func TestHandshakeTypeVersion(t *testing.T) {
 
 func TestResponseVector(t *testing.T) {
 	v := loadVectors(t)
-	pkt := v.hex(t, "response.bytes")
+	pkt := v.Hex(t, "response.bytes")
 	h, r, err := ParseResponse(pkt)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Response{
-		EC:         [32]byte(v.hex(t, "init.e_c")),
-		TC:         v.num(t, "inputs.t_c_ns"),
-		ISNC:       v.u64(t, "inputs.isn_c"),
-		Versions:   v.u16(t, "inputs.versions_c"),
-		ServerHint: [8]byte(v.hex(t, "inputs.server_hint")),
-		TIssue:     v.num(t, "inputs.t_iss_ns"),
+		EC:         [32]byte(v.Hex(t, "init.e_c")),
+		TC:         v.Num(t, "inputs.t_c_ns"),
+		ISNC:       v.U64(t, "inputs.isn_c"),
+		Versions:   v.U16(t, "inputs.versions_c"),
+		ServerHint: [8]byte(v.Hex(t, "inputs.server_hint")),
+		TIssue:     v.Num(t, "inputs.t_iss_ns"),
 		D:          16,
 		J:          1,
-		N:          [16]byte(v.hex(t, "puzzle.handshake.N")),
-		CStatic:    [48]byte(v.hex(t, "response.c_static")),
-		CParams:    [24]byte(v.hex(t, "response.c_pC")),
+		N:          [16]byte(v.Hex(t, "puzzle.handshake.N")),
+		CStatic:    [48]byte(v.Hex(t, "response.c_static")),
+		CParams:    [24]byte(v.Hex(t, "response.c_pC")),
 	}
 	if r != want {
 		t.Fatalf("ParseResponse payload\n got  %+v\n want %+v", r, want)
 	}
-	if !bytes.Equal(pkt[HeaderLen:HeaderLen+ResponseEchoLen], v.hex(t, "response.payload_0_84_echo_and_N")) {
+	if !bytes.Equal(pkt[HeaderLen:HeaderLen+ResponseEchoLen], v.Hex(t, "response.payload_0_84_echo_and_N")) {
 		t.Errorf("echo region mismatch")
 	}
-	if h.Type != TypeResponse || h.Seq != v.u64(t, "response.header.seq") || h.Flags != v.u16(t, "response.header.flags") ||
-		!bytes.Equal(h.SID[:], v.hex(t, "response.header.sid")) || h.Length != ResponsePayloadLen ||
-		!bytes.Equal(h.HMAC[:], v.hex(t, "response.hmac")) {
+	if h.Type != TypeResponse || h.Seq != v.U64(t, "response.header.seq") || h.Flags != v.U16(t, "response.header.flags") ||
+		!bytes.Equal(h.SID[:], v.Hex(t, "response.header.sid")) || h.Length != ResponsePayloadLen ||
+		!bytes.Equal(h.HMAC[:], v.Hex(t, "response.hmac")) {
 		t.Errorf("ParseResponse header = %+v", h)
 	}
 	var re [ResponseLen]byte
@@ -312,20 +312,20 @@ func TestResponseVector(t *testing.T) {
 
 func TestAcceptVector(t *testing.T) {
 	v := loadVectors(t)
-	pkt := v.hex(t, "accept.bytes")
+	pkt := v.Hex(t, "accept.bytes")
 	h, a, err := ParseAccept(pkt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Accept{ES: [32]byte(v.hex(t, "accept.e_S")), CParams: [24]byte(v.hex(t, "accept.c_pS"))}
+	want := Accept{ES: [32]byte(v.Hex(t, "accept.e_S")), CParams: [24]byte(v.Hex(t, "accept.c_pS"))}
 	if a != want {
 		t.Fatalf("ParseAccept payload\n got  %+v\n want %+v", a, want)
 	}
-	if !bytes.Equal(a.ES[:], v.hex(t, "inputs.server_ephemeral_public")) {
+	if !bytes.Equal(a.ES[:], v.Hex(t, "inputs.server_ephemeral_public")) {
 		t.Errorf("e_S differs from inputs.server_ephemeral_public")
 	}
-	if h.Type != TypeAccept || h.Seq != v.u64(t, "inputs.isn_s") || h.Ack != v.u64(t, "accept.header.ack") ||
-		h.Length != AcceptPayloadLen || !bytes.Equal(h.HMAC[:], v.hex(t, "accept.hmac")) {
+	if h.Type != TypeAccept || h.Seq != v.U64(t, "inputs.isn_s") || h.Ack != v.U64(t, "accept.header.ack") ||
+		h.Length != AcceptPayloadLen || !bytes.Equal(h.HMAC[:], v.Hex(t, "accept.hmac")) {
 		t.Errorf("ParseAccept header = %+v", h)
 	}
 	var re [AcceptLen]byte
@@ -341,7 +341,7 @@ func TestAcceptVector(t *testing.T) {
 func TestResponseAcceptIgnoreReserved(t *testing.T) {
 	v := loadVectors(t)
 	for _, name := range []string{"response.bytes", "accept.bytes"} {
-		b := v.hex(t, name)
+		b := v.Hex(t, name)
 		b[1], b[47] = 0x7f, 0x80
 		var h Header
 		var err error
@@ -378,8 +378,8 @@ func TestPayloadWritersPanicOnShortBuffer(t *testing.T) {
 
 func TestVersionCloseVector(t *testing.T) {
 	v := loadVectors(t)
-	received := v.hex(t, "version_negotiation_close.received")
-	want := v.hex(t, "version_negotiation_close.bytes")
+	received := v.Hex(t, "version_negotiation_close.received")
+	want := v.Hex(t, "version_negotiation_close.bytes")
 	if PacketVersion(received) != 2 || PacketType(received) != TypeInit {
 		t.Fatalf("received packet byte 0 = %#x", received[0])
 	}
@@ -397,7 +397,7 @@ func TestVersionCloseVector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ack != v.u64(t, "inputs.isn_c") || vers != 0x0002 {
+	if ack != v.U64(t, "inputs.isn_c") || vers != 0x0002 {
 		t.Errorf("ParseVersionClose = %#x, %#x", ack, vers)
 	}
 	// The payload is a CLOSE plaintext with code VERSION_MISMATCH and the
@@ -484,7 +484,7 @@ func TestAntiAmplification(t *testing.T) {
 	}
 	for name, n := range map[string]int{"header": HeaderLen, "INIT": InitLen, "CHALLENGE": ChallengeLen,
 		"RESPONSE": ResponseLen, "ACCEPT": AcceptLen, "VN_CLOSE": VNCloseLen} {
-		if want := v.num(t, "constants.sizes."+name); uint64(n) != want {
+		if want := v.Num(t, "constants.sizes."+name); uint64(n) != want {
 			t.Errorf("size of %s = %d, vectors say %d", name, n, want)
 		}
 	}

@@ -192,7 +192,7 @@ func TestHeaderVectors(t *testing.T) {
 			if strings.HasPrefix(name, "traffic") {
 				field = ".packet"
 			}
-			pkt := v.hex(t, name+field)
+			pkt := v.Hex(t, name+field)
 			hp := name + ".header."
 			h, err := ParseHeader(pkt)
 			if err != nil {
@@ -204,24 +204,24 @@ func TestHeaderVectors(t *testing.T) {
 					t.Errorf("%s: got %v, want %v", field, got, want)
 				}
 			}
-			check("byte0", pkt[0], v.hex(t, hp+"byte0_hex")[0])
-			check("version", uint64(h.Version), v.num(t, hp+"version"))
-			check("type", uint64(h.Type), v.num(t, hp+"type"))
-			check("version nibble", uint64(PacketVersion(pkt)), v.num(t, hp+"version"))
-			check("type nibble", uint64(PacketType(pkt)), v.num(t, hp+"type"))
-			check("flags", h.Flags, v.u16(t, hp+"flags"))
-			check("seq", h.Seq, v.u64(t, hp+"seq"))
-			check("seq (json.Number)", h.Seq, v.num(t, hp+"seq"))
-			check("ack", h.Ack, v.u64(t, hp+"ack"))
-			check("ack (json.Number)", h.Ack, v.num(t, hp+"ack"))
-			check("sid", fmt.Sprintf("%x", h.SID), fmt.Sprintf("%x", v.hex(t, hp+"sid")))
-			check("timestamp", h.Timestamp, v.u64(t, hp+"timestamp"))
-			check("timestamp (json.Number)", h.Timestamp, v.num(t, hp+"timestamp"))
-			check("length", uint64(h.Length), v.num(t, hp+"length"))
-			check("PayloadLen", uint64(PayloadLen(pkt)), v.num(t, hp+"length"))
+			check("byte0", pkt[0], v.Hex(t, hp+"byte0_hex")[0])
+			check("version", uint64(h.Version), v.Num(t, hp+"version"))
+			check("type", uint64(h.Type), v.Num(t, hp+"type"))
+			check("version nibble", uint64(PacketVersion(pkt)), v.Num(t, hp+"version"))
+			check("type nibble", uint64(PacketType(pkt)), v.Num(t, hp+"type"))
+			check("flags", h.Flags, v.U16(t, hp+"flags"))
+			check("seq", h.Seq, v.U64(t, hp+"seq"))
+			check("seq (json.Number)", h.Seq, v.Num(t, hp+"seq"))
+			check("ack", h.Ack, v.U64(t, hp+"ack"))
+			check("ack (json.Number)", h.Ack, v.Num(t, hp+"ack"))
+			check("sid", fmt.Sprintf("%x", h.SID), fmt.Sprintf("%x", v.Hex(t, hp+"sid")))
+			check("timestamp", h.Timestamp, v.U64(t, hp+"timestamp"))
+			check("timestamp (json.Number)", h.Timestamp, v.Num(t, hp+"timestamp"))
+			check("length", uint64(h.Length), v.Num(t, hp+"length"))
+			check("PayloadLen", uint64(PayloadLen(pkt)), v.Num(t, hp+"length"))
 			check("packet size", len(pkt), HeaderLen+int(h.Length))
-			check("channel", uint64(h.Channel), v.num(t, hp+"channel"))
-			check("hmac", fmt.Sprintf("%x", h.HMAC), fmt.Sprintf("%x", v.hex(t, hp+"hmac")))
+			check("channel", uint64(h.Channel), v.Num(t, hp+"channel"))
+			check("hmac", fmt.Sprintf("%x", h.HMAC), fmt.Sprintf("%x", v.Hex(t, hp+"hmac")))
 			check("Res1", h.Res1, uint8(0))
 			check("Res47", h.Res47, uint8(0))
 			var re [HeaderLen]byte
