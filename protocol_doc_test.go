@@ -153,6 +153,7 @@ func TestProtocolDocQuotesVectors(t *testing.T) {
 		wire.AppendWindowUpdate(nil, wire.WindowUpdate{Channel: 5, Gen: 3, Credit: session.DefaultWindow - session.InitialWindow}),
 		wire.AppendClose(nil, &wire.Close{Code: wire.CodeNoError, Scope: wire.ScopeSession}),
 		wire.AppendClose(nil, &wire.Close{Code: wire.CodeNoError, Scope: wire.ScopeChannelFIN}),
+		wire.AppendClose(nil, &wire.Close{Code: wire.CodeNoError, Scope: wire.ScopeChannelFIN, Detail: 3}),
 		wire.AppendClose(nil, &wire.Close{Code: 0x42, Scope: wire.ScopeChannelRST, Reason: "go away"}),
 		wire.AppendClose(nil, &wire.Close{Code: 0x42, Scope: wire.ScopeChannelRST, Reason: "reset acknowledged"}),
 		wire.AppendClose(nil, &wire.Close{Code: wire.CodeProtocolError, Reason: "DATA after FIN or RST on channel"}),

@@ -399,7 +399,7 @@ func (c *Channel) Reset(code wire.Code, reason string) error {
 		err = c.sendClose(&wire.Close{Code: code, Scope: wire.ScopeChannelRST, Reason: reason})
 	}
 	if done {
-		c.s.release(c)
+		c.s.free(c, !silent)
 	}
 	return err
 }

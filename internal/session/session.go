@@ -563,11 +563,17 @@ func (s *Session) channelLocked(ch uint8, remote bool) *Channel {
 
 // release frees channel slot ch if it still holds c: both directions are
 // finished (FIN or RST each way). Grants not yet sent for it are dropped.
-func (s *Session) release(c *Channel) {
+func (s *Session) release(c *Channel) { s.free(c, true) }
+
+// free empties c's slot. A use of the number the peer never saw does not
+// count: the peer's generation did not move, so ours must not either.
+func (s *Session) free(c *Channel, counted bool) {
 	s.mu.Lock()
 	if s.chans[c.id] == c {
 		s.chans[c.id] = nil
-		s.gen[c.id]++
+		if counted {
+			s.gen[c.id]++
+		}
 		s.out.dropCredit(c.id)
 	}
 	s.mu.Unlock()

@@ -512,11 +512,27 @@ func TestResetOfUnsentChannelIsSilent(t *testing.T) {
 	before := srv.Stats().PacketsReceived
 	ch, _ := cli.OpenChannel(9)
 	ch.Reset(wire.CodeNoError, "")
-	if _, err := cli.OpenChannel(9); err != nil {
+	ch9, err := cli.OpenChannel(9)
+	if err != nil {
 		t.Fatalf("number not freed: %v", err)
 	}
 	time.Sleep(100 * time.Millisecond)
 	if got := srv.Stats().PacketsReceived - before; got != 0 {
 		t.Fatalf("peer received %d packets for a channel it never saw", got)
+	}
+	// The generations still agree: a real use of the number moves more
+	// than the initial window and ends with a FIN both sides honour.
+	go func() {
+		ch9.Write(make([]byte, 3*InitialWindow))
+		ch9.CloseWrite()
+	}()
+	s9, err := srv.AcceptChannel(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s9.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := io.Copy(io.Discard, s9)
+	if err != nil || n != 3*InitialWindow {
+		t.Fatalf("reused number after a silent reset: %d bytes, %v", n, err)
 	}
 }
