@@ -11,7 +11,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"os"
 	"strings"
 	"testing"
@@ -22,62 +21,11 @@ import (
 	"github.com/pool-go/pool/internal/handshake"
 	"github.com/pool-go/pool/internal/seal"
 	"github.com/pool-go/pool/internal/session"
+	"github.com/pool-go/pool/internal/testutil"
 	"github.com/pool-go/pool/internal/transport"
 	"github.com/pool-go/pool/internal/wire"
 )
 
-type docVectors map[string]any
-
-func loadDocVectors(t *testing.T, path string) docVectors {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v docVectors
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(&v); err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
-func (v docVectors) str(t *testing.T, path string) string {
-	t.Helper()
-	var cur any = map[string]any(v)
-	for _, part := range strings.Split(path, ".") {
-		switch c := cur.(type) {
-		case map[string]any:
-			var ok bool
-			if cur, ok = c[part]; !ok {
-				t.Fatalf("vector %q: no %q", path, part)
-			}
-		case []any:
-			i := 0
-			for _, d := range part {
-				i = i*10 + int(d-'0')
-			}
-			cur = c[i]
-		default:
-			t.Fatalf("vector %q: cannot descend", path)
-		}
-	}
-	s, ok := cur.(string)
-	if !ok {
-		t.Fatalf("vector %q is not a string", path)
-	}
-	return s
-}
-
-func (v docVectors) hex(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(v.str(t, path))
-	if err != nil {
-		t.Fatalf("vector %q: %v", path, err)
-	}
-	return b
-}
 
 // protocolDoc returns PROTOCOL.md with all whitespace removed, so that hex
 // wrapped over several lines is found as one string.
@@ -96,7 +44,7 @@ func protocolDoc(t *testing.T) (text, compact string) {
 // must be the golden one.
 func TestProtocolDocQuotesVectors(t *testing.T) {
 	_, doc := protocolDoc(t)
-	v := loadDocVectors(t, "testdata/handshake-v1.json")
+	v := testutil.LoadVectors(t, "testdata/handshake-v1.json")
 	for _, p := range []string{
 		"constants.ck0", "key_schedule.ck0", "cookie.O", "cookie.SID", "cookie.mac_input",
 		"init.bytes", "challenge.bytes", "response.bytes", "accept.bytes", "version_negotiation_close.bytes",
@@ -109,19 +57,19 @@ func TestProtocolDocQuotesVectors(t *testing.T) {
 		"rekey.T", "rekey.S_prime", "rekey.M1", "rekey.R1", "rekey_2_server_initiated.M2",
 		"inputs.isn_c_hex", "inputs.isn_s_hex",
 	} {
-		if !strings.Contains(doc, v.str(t, p)) {
-			t.Errorf("PROTOCOL.md does not quote %s = %s", p, v.str(t, p))
+		if !strings.Contains(doc, v.Str(t, p)) {
+			t.Errorf("PROTOCOL.md does not quote %s = %s", p, v.Str(t, p))
 		}
 	}
-	a := loadDocVectors(t, "testdata/address-v1.json")
+	a := testutil.LoadVectors(t, "testdata/address-v1.json")
 	for _, p := range []string{"public_key_hex", "address_hex", "address_text", "node_id_hex"} {
-		if !strings.Contains(doc, a.str(t, p)) {
+		if !strings.Contains(doc, a.Str(t, p)) {
 			t.Errorf("PROTOCOL.md does not quote address-v1 %s", p)
 		}
 	}
 	// The second address example (§9.2) and the keys' base64 forms.
-	alice := addr.PublicKey(v.hex(t, "inputs.client_static_public"))
-	bob := addr.PublicKey(v.hex(t, "inputs.server_static_public"))
+	alice := addr.PublicKey(v.Hex(t, "inputs.client_static_public"))
+	bob := addr.PublicKey(v.Hex(t, "inputs.server_static_public"))
 	ex := addr.New(alice, 0x0123456789abcdef, 0xff)
 	for _, s := range []string{ex.String(), hex.EncodeToString(ex[:]), alice.String(), bob.String()} {
 		if !strings.Contains(doc, s) {
@@ -141,12 +89,12 @@ func TestProtocolDocQuotesVectors(t *testing.T) {
 	}
 
 	// The ACK and CLOSE examples of §7.3 and §7.4, encoded by the codecs.
-	c2s := seal.DirectionKeys{Enc: [32]byte(v.hex(t, "key_schedule.traffic_keys_epoch0.c2s.enc")),
-		HMAC: [32]byte(v.hex(t, "key_schedule.traffic_keys_epoch0.c2s.hmac"))}
+	c2s := seal.DirectionKeys{Enc: [32]byte(v.Hex(t, "key_schedule.traffic_keys_epoch0.c2s.enc")),
+		HMAC: [32]byte(v.Hex(t, "key_schedule.traffic_keys_epoch0.c2s.hmac"))}
 	ack := make([]byte, wire.HeaderLen, wire.HeaderLen+wire.TagLen)
 	wire.PutHeader(ack, &wire.Header{Version: wire.Version1, Type: wire.TypeAck, Flags: wire.FlagEncrypted,
-		Seq: binary.BigEndian.Uint64(v.hex(t, "inputs.isn_c_hex")) + 2, Ack: binary.BigEndian.Uint64(v.hex(t, "inputs.isn_s_hex")),
-		SID: [16]byte(v.hex(t, "cookie.SID")), Timestamp: 0x297c1e0, Length: wire.TagLen})
+		Seq: binary.BigEndian.Uint64(v.Hex(t, "inputs.isn_c_hex")) + 2, Ack: binary.BigEndian.Uint64(v.Hex(t, "inputs.isn_s_hex")),
+		SID: [16]byte(v.Hex(t, "cookie.SID")), Timestamp: 0x297c1e0, Length: wire.TagLen})
 	examples := [][]byte{
 		seal.NewProtector(&c2s).Seal(ack),
 		wire.AppendWindowUpdate(nil, wire.WindowUpdate{Channel: 5, Credit: session.DefaultWindow - session.InitialWindow}),
@@ -157,7 +105,7 @@ func TestProtocolDocQuotesVectors(t *testing.T) {
 		wire.AppendClose(nil, &wire.Close{Code: 0x42, Scope: wire.ScopeChannelRST, Reason: "go away"}),
 		wire.AppendClose(nil, &wire.Close{Code: 0x42, Scope: wire.ScopeChannelRST, Reason: "reset acknowledged"}),
 		wire.AppendClose(nil, &wire.Close{Code: wire.CodeProtocolError, Reason: "DATA after FIN or RST on channel"}),
-		v.hex(t, "version_negotiation_close.bytes")[wire.HeaderLen:],
+		v.Hex(t, "version_negotiation_close.bytes")[wire.HeaderLen:],
 	}
 	for _, e := range examples {
 		if !strings.Contains(doc, hex.EncodeToString(e)) {
@@ -170,9 +118,9 @@ func TestProtocolDocQuotesVectors(t *testing.T) {
 // the REKEY plaintexts, T, S', M_{n+1}, the epoch keys, R_{n+1} and both REKEY
 // packets of each rekey in the golden vectors.
 func TestProtocolDocRekeyDerivation(t *testing.T) {
-	v := loadDocVectors(t, "testdata/handshake-v1.json")
+	v := testutil.LoadVectors(t, "testdata/handshake-v1.json")
 	priv := func(path string) *ecdh.PrivateKey {
-		k, err := ecdh.X25519().NewPrivateKey(v.hex(t, path))
+		k, err := ecdh.X25519().NewPrivateKey(v.Hex(t, path))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -196,11 +144,11 @@ func TestProtocolDocRekeyDerivation(t *testing.T) {
 		}
 	}
 	keysOf := func(prefix string) seal.DirectionKeys {
-		return seal.DirectionKeys{Enc: [32]byte(v.hex(t, prefix+".enc")), HMAC: [32]byte(v.hex(t, prefix+".hmac")),
-			Seq: [32]byte(v.hex(t, prefix+".seq"))}
+		return seal.DirectionKeys{Enc: [32]byte(v.Hex(t, prefix+".enc")), HMAC: [32]byte(v.Hex(t, prefix+".hmac")),
+			Seq: [32]byte(v.Hex(t, prefix+".seq"))}
 	}
 	cStatic, sStatic := priv("inputs.client_static_private"), priv("inputs.server_static_private")
-	sid := v.hex(t, "cookie.SID")
+	sid := v.Hex(t, "cookie.SID")
 
 	cases := []struct {
 		r, master, keysNew, rNext, keysOld string
@@ -223,8 +171,8 @@ func TestProtocolDocRekeyDerivation(t *testing.T) {
 			return append(pt, e.PublicKey().Bytes()...)
 		}
 		ptI, ptA := plaintext(1, eI), plaintext(2, eR)
-		eq(c.r+" REKEY_INIT plaintext", ptI, v.hex(t, c.r+".REKEY_INIT_plaintext"))
-		eq(c.r+" REKEY_ACK plaintext", ptA, v.hex(t, c.r+".REKEY_ACK_plaintext"))
+		eq(c.r+" REKEY_INIT plaintext", ptI, v.Hex(t, c.r+".REKEY_INIT_plaintext"))
+		eq(c.r+" REKEY_ACK plaintext", ptA, v.Hex(t, c.r+".REKEY_ACK_plaintext"))
 
 		tIn := append([]byte("pool1 rekey"), sid...)
 		tIn = binary.BigEndian.AppendUint32(tIn, c.epoch)
@@ -233,20 +181,20 @@ func TestProtocolDocRekeyDerivation(t *testing.T) {
 			t.Errorf("T input is %d bytes, PROTOCOL.md says 112", len(tIn))
 		}
 		tHash := sha256.Sum256(tIn)
-		eq(c.r+" T", tHash[:], v.hex(t, c.r+".T"))
+		eq(c.r+" T", tHash[:], v.Hex(t, c.r+".T"))
 
 		ee := dh(eI, eR.PublicKey().Bytes())
 		eIsR := dh(eI, c.sRPub)
 		sIeR := dh(c.sI, eR.PublicKey().Bytes())
-		eq(c.r+" DH(e_I', e_R')", ee, v.hex(t, c.r+".dh_eI_eR"))
-		eq(c.r+" DH(e_I', s_R)", eIsR, v.hex(t, c.r+".dh_eI_sR"))
-		eq(c.r+" DH(s_I, e_R')", sIeR, v.hex(t, c.r+".dh_sI_eR"))
-		s1 := seal.Extract(v.hex(t, c.r+".R_prev"), ee)
+		eq(c.r+" DH(e_I', e_R')", ee, v.Hex(t, c.r+".dh_eI_eR"))
+		eq(c.r+" DH(e_I', s_R)", eIsR, v.Hex(t, c.r+".dh_eI_sR"))
+		eq(c.r+" DH(s_I, e_R')", sIeR, v.Hex(t, c.r+".dh_sI_eR"))
+		s1 := seal.Extract(v.Hex(t, c.r+".R_prev"), ee)
 		s2 := seal.Extract(s1[:], eIsR)
 		s3 := seal.Extract(s2[:], sIeR)
-		eq(c.r+" S'", s3[:], v.hex(t, c.r+".S_prime"))
+		eq(c.r+" S'", s3[:], v.Hex(t, c.r+".S_prime"))
 		m := seal.Expand(s3[:], "master", tHash[:])
-		eq(c.r+" M", m[:], v.hex(t, c.r+"."+c.master))
+		eq(c.r+" M", m[:], v.Hex(t, c.r+"."+c.master))
 		keys := seal.DeriveEpoch(&m)
 		for dir, k := range map[string]seal.DirectionKeys{"c2s": keys.C2S, "s2c": keys.S2C} {
 			want := keysOf(c.r + "." + c.keysNew + "." + dir)
@@ -254,18 +202,18 @@ func TestProtocolDocRekeyDerivation(t *testing.T) {
 				t.Errorf("%s epoch %d %s keys differ", c.r, c.epoch, dir)
 			}
 		}
-		eq(c.r+" R", keys.Rekey[:], v.hex(t, c.r+"."+c.rNext))
+		eq(c.r+" R", keys.Rekey[:], v.Hex(t, c.r+"."+c.rNext))
 
 		// The REKEY packets are ordinary traffic packets under the old keys (§5.8, §6.1).
 		for _, p := range []struct{ name, dir string }{{"REKEY_INIT_packet", c.initDir}, {"REKEY_ACK_packet", c.ackDir}} {
 			pfx := c.r + "." + p.name
-			pt := v.hex(t, pfx+".plaintext_hex")
+			pt := v.Hex(t, pfx+".plaintext_hex")
 			buf := make([]byte, wire.HeaderLen+len(pt), wire.HeaderLen+len(pt)+wire.TagLen)
-			copy(buf, v.hex(t, pfx+".ad_hdr_0_48"))
+			copy(buf, v.Hex(t, pfx+".ad_hdr_0_48"))
 			copy(buf[wire.HeaderLen:], pt)
 			k := keysOf(c.keysOld + "." + p.dir)
 			got := seal.NewProtector(&k).Seal(buf)
-			eq(pfx, got, v.hex(t, pfx+".packet"))
+			eq(pfx, got, v.Hex(t, pfx+".packet"))
 			if len(got) != 136 || got[0] != 0x16 {
 				t.Errorf("%s: %d bytes, byte 0 %#x; PROTOCOL.md says 136 and 0x16", pfx, len(got), got[0])
 			}
