@@ -26,7 +26,6 @@ import (
 	"github.com/pool-go/pool/internal/wire"
 )
 
-
 // protocolDoc returns PROTOCOL.md with all whitespace removed, so that hex
 // wrapped over several lines is found as one string.
 func protocolDoc(t *testing.T) (text, compact string) {
