@@ -3,6 +3,7 @@ package session
 import (
 	"io"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -436,20 +437,7 @@ type Addr struct {
 }
 
 func (a Addr) Network() string { return "pool" }
-func (a Addr) String() string  { return a.Net.String() + "/" + a.Key + "#" + itoa(a.Channel) }
-
-func itoa(i int) string {
-	var b [4]byte
-	n := len(b)
-	for {
-		n--
-		b[n] = byte('0' + i%10)
-		i /= 10
-		if i == 0 {
-			return string(b[n:])
-		}
-	}
-}
+func (a Addr) String() string  { return a.Net.String() + "/" + a.Key + "#" + strconv.Itoa(a.Channel) }
 
 // LocalAddr returns the local transport address and channel.
 func (c *Channel) LocalAddr() net.Addr {
