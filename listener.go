@@ -215,6 +215,11 @@ func (l *Listener) serve(tc *transport.TCPConn) {
 		return
 	}
 	release()
+	// From here the session outlives the listener (Close leaves accepted
+	// sessions up), so the listener's context must no longer close its
+	// socket. If the AfterFunc already ran, ctx is done and the select
+	// below closes the session properly.
+	stop()
 	l.sessions.Add(1)
 	l.log.Info("session established", "peer", est.Peer.String(), "remote", tc.RemoteAddr().String())
 	select {

@@ -201,3 +201,26 @@ func collect(c chan error) []error {
 	}
 	return out
 }
+
+// TestAcceptedSessionOutlivesListener: Close leaves accepted sessions up,
+// even when it comes right after Accept (the listener once kept a hook
+// that closed the session's socket on Close until its goroutine exited).
+func TestAcceptedSessionOutlivesListener(t *testing.T) {
+	for i := 0; i < 10; i++ {
+		l, cs, ss := pair(t, pairOpts{})
+		l.Close()
+		go echo(ss)
+		ch, err := cs.OpenChannel(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			ch.Write([]byte("still here"))
+			ch.CloseWrite()
+		}()
+		got, err := io.ReadAll(ch)
+		if err != nil || string(got) != "still here" {
+			t.Fatalf("run %d: echo after listener Close: %q, %v", i, got, err)
+		}
+	}
+}
