@@ -215,6 +215,14 @@ func (c *Channel) Read(p []byte) (int, error) {
 		deadline := c.rdeadline
 		c.mu.Unlock()
 		if err := c.s.Err(); err != nil {
+			// The reader may have delivered data or a FIN just before
+			// the session ended: hand those out before the error.
+			c.mu.Lock()
+			pending := c.buffered > 0 || c.remoteFIN || c.resetErr != nil
+			c.mu.Unlock()
+			if pending {
+				continue
+			}
 			return 0, err
 		}
 		if len(p) == 0 {

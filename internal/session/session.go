@@ -588,6 +588,16 @@ func (s *Session) localCloseErr() error {
 	return s.closeErr
 }
 
+// closingErrLocked is what new work gets while our CLOSE is queued: the
+// peer's CloseError when we are answering theirs (the caller must learn
+// why the session ends), ErrClosed when we closed it ourselves.
+func (s *Session) closingErrLocked() error {
+	if s.closeErr != nil && s.closeErr.Remote {
+		return s.closeErr
+	}
+	return ErrClosed
+}
+
 // OpenChannel opens channel id (0-255), or with id < 0 the lowest free one
 // of this side's parity (the initiator opens even channels, the responder
 // odd ones, so the two never pick the same number at once).
@@ -601,7 +611,7 @@ func (s *Session) OpenChannel(id int) (*Channel, error) {
 		return nil, s.err
 	}
 	if s.closing {
-		return nil, ErrClosed
+		return nil, s.closingErrLocked()
 	}
 	if id < 0 {
 		start := 1

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 
@@ -534,5 +535,66 @@ func TestResetOfUnsentChannelIsSilent(t *testing.T) {
 	n, err := io.Copy(io.Discard, s9)
 	if err != nil || n != 3*InitialWindow {
 		t.Fatalf("reused number after a silent reset: %d bytes, %v", n, err)
+	}
+}
+
+// TestNewWorkWhileAnsweringPeerClose: between the peer's CLOSE and our
+// answer reaching the wire, the session is closing but not yet ended; new
+// channels and writes must report the peer's CLOSE, not "use of closed".
+func TestNewWorkWhileAnsweringPeerClose(t *testing.T) {
+	cli, _ := sessionPair(t, Config{})
+	ch, err := cli.OpenChannel(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := &CloseError{Remote: true, Code: wire.CodeConfigReject, Reason: "bye"}
+	cli.mu.Lock()
+	cli.closing, cli.closeErr = true, peer // the state closeAs leaves
+	cli.mu.Unlock()
+	defer func() {
+		cli.mu.Lock()
+		cli.closing, cli.closeErr = false, nil
+		cli.mu.Unlock()
+	}()
+	if _, err := cli.OpenChannel(2); err != peer {
+		t.Errorf("OpenChannel while answering CLOSE: %v, want the peer's CLOSE", err)
+	}
+	if _, err := ch.Write([]byte("x")); err != peer {
+		t.Errorf("Write while answering CLOSE: %v, want the peer's CLOSE", err)
+	}
+	cli.mu.Lock()
+	cli.closeErr = &CloseError{Code: wire.CodeNoError}
+	cli.mu.Unlock()
+	if _, err := cli.OpenChannel(2); err != ErrClosed {
+		t.Errorf("OpenChannel after our own Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestReadDrainsBeforeSessionError: data and FIN that arrived just before
+// the session ended are read before the session's error, however the
+// reader's wake-up interleaves with the end.
+func TestReadDrainsBeforeSessionError(t *testing.T) {
+	for i := 0; i < 20; i++ {
+		cli, srv := sessionPair(t, Config{})
+		got := make(chan error, 1)
+		go func() {
+			sch, err := srv.AcceptChannel(context.Background())
+			if err != nil {
+				got <- err
+				return
+			}
+			b, err := io.ReadAll(sch)
+			if err == nil && string(b) != "last words" {
+				err = errors.New("read " + strconv.Quote(string(b)))
+			}
+			got <- err
+		}()
+		ch, _ := cli.OpenChannel(0)
+		ch.Write([]byte("last words"))
+		ch.CloseWrite()
+		cli.Close()
+		if err := <-got; err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
 	}
 }

@@ -99,9 +99,10 @@ func (s *Session) enqueue(p outPkt, deadline time.Time) error {
 			return s.err
 		}
 		if s.closing {
+			err := s.closingErrLocked()
 			s.mu.Unlock()
 			bufpool.Put(p.buf)
-			return ErrClosed
+			return err
 		}
 		if s.out.bytes == 0 || s.out.bytes+p.n <= maxQueuedBytes {
 			s.out.push(p)
