@@ -85,14 +85,29 @@ const (
 	CodeVersionMismatch  = wire.CodeVersionMismatch
 	CodeVersionDowngrade = wire.CodeVersionDowngrade
 	CodeProtocolError    = wire.CodeProtocolError
+	// CodeApplication starts the range 0x80-0xFF that applications may
+	// give their own meanings; the protocol never sends these.
+	CodeApplication = wire.CodeApplication
 )
 
-// Session errors.
+// Session and channel errors.
 var (
 	ErrClosed       = session.ErrClosed
 	ErrPeerVanished = session.ErrPeerVanished
 	ErrAuthFailed   = session.ErrAuthFailed
 	ErrWriteStalled = session.ErrWriteStalled
+	ErrUnconfirmed  = session.ErrUnconfirmed
+	ErrChannelInUse = session.ErrChannelInUse
+	ErrNoChannel    = session.ErrNoChannel
+)
+
+// Reasons a listener abandons a handshake, as passed to
+// Config.OnHandshakeError (the client is never told: handshake.md §7.3).
+var (
+	ErrUnauthorized   = handshake.ErrUnauthorized
+	ErrClockSkew      = handshake.ErrClockSkew
+	ErrWrongServer    = handshake.ErrWrongServer
+	ErrSelfConnection = handshake.ErrSelfConnection
 )
 
 // DefaultPort is the TCP overlay port.

@@ -2,10 +2,12 @@ package addr
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -94,4 +96,18 @@ func (l *AllowList) Len() int {
 		return 0
 	}
 	return len(l.keys)
+}
+
+// Keys returns the keys on the list in byte order, so that operators'
+// views and diffs of it are stable.
+func (l *AllowList) Keys() []PublicKey {
+	if l == nil {
+		return nil
+	}
+	keys := make([]PublicKey, 0, len(l.keys))
+	for k := range l.keys {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b PublicKey) int { return bytes.Compare(a[:], b[:]) })
+	return keys
 }

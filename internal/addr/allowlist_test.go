@@ -1,6 +1,7 @@
 package addr
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"io/fs"
@@ -134,5 +135,38 @@ func TestLoadAllowList(t *testing.T) {
 	}
 	if _, err := LoadAllowList(dir); err == nil {
 		t.Error("LoadAllowList of a directory succeeded")
+	}
+}
+
+// TestAllowListRefusesAddresses: an address pasted where a key belongs is
+// named as such, since an address cannot authenticate a peer.
+func TestAllowListRefusesAddresses(t *testing.T) {
+	id, err := Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ParseAllowList(strings.NewReader(New(id.Public, 0, 0).String()+"\n"), "peers")
+	if err == nil || !strings.Contains(err.Error(), "is a POOL address") || !strings.Contains(err.Error(), "peers:1:") {
+		t.Fatalf("error = %v", err)
+	}
+}
+
+func TestAllowListKeysSorted(t *testing.T) {
+	var keys []PublicKey
+	for i := 0; i < 5; i++ {
+		id, _ := Generate()
+		keys = append(keys, id.Public)
+	}
+	got := NewAllowList(append(keys, keys[0])...).Keys()
+	if len(got) != 5 {
+		t.Fatalf("%d keys, want 5", len(got))
+	}
+	for i := 1; i < len(got); i++ {
+		if bytes.Compare(got[i-1][:], got[i][:]) >= 0 {
+			t.Fatalf("keys not in byte order: %v", got)
+		}
+	}
+	if (*AllowList)(nil).Keys() != nil {
+		t.Error("nil list has keys")
 	}
 }

@@ -104,6 +104,11 @@ func ParsePublicKey(s string) (PublicKey, error) {
 			return k, fmt.Errorf("not a public key: %s is not valid hex (%v)", quoteInput(t), err)
 		}
 	default:
+		if len(t) > len(addressPrefix) && strings.EqualFold(t[:len(addressPrefix)], addressPrefix) {
+			// Addresses carry only a 64-bit hash of the key, too little to
+			// authenticate a peer (DESIGN 2.10); say so instead of counting.
+			return k, fmt.Errorf("not a public key: %s is a POOL address, which names a node but cannot authenticate it; use its public key (the \"public key:\" line of \"pool keygen\" or \"pool addr FILE\")", quoteInput(t))
+		}
 		return k, fmt.Errorf("not a public key: %s has %d characters; want 44 base64 characters or 64 hex digits", quoteInput(t), len(t))
 	}
 	if len(raw) != len(k) {

@@ -28,6 +28,11 @@ const (
 	CodeVersionMismatch  Code = 0x0A
 	CodeVersionDowngrade Code = 0x0B
 	CodeProtocolError    Code = 0x0C
+
+	// CodeApplication is the first of the codes 0x80-0xFF that belong to
+	// applications: the protocol will never assign them, so a program can
+	// give them its own meanings (0x0D-0x7F stay reserved for the protocol).
+	CodeApplication Code = 0x80
 )
 
 var codeNames = map[Code]string{
@@ -41,6 +46,9 @@ var codeNames = map[Code]string{
 func (c Code) String() string {
 	if s, ok := codeNames[c]; ok {
 		return s
+	}
+	if c >= CodeApplication {
+		return fmt.Sprintf("APPLICATION(%#02x)", uint8(c))
 	}
 	return fmt.Sprintf("CODE(%#02x)", uint8(c))
 }

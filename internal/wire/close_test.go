@@ -171,7 +171,7 @@ func TestCodeString(t *testing.T) {
 			t.Errorf("Code(%#x).String() = %q, want %q", uint8(c), c.String(), want[i])
 		}
 	}
-	for c, s := range map[Code]string{0x0D: "CODE(0x0d)", 0x10: "CODE(0x10)", 0xFF: "CODE(0xff)"} {
+	for c, s := range map[Code]string{0x0D: "CODE(0x0d)", 0x10: "CODE(0x10)", 0x7F: "CODE(0x7f)", 0x80: "APPLICATION(0x80)", 0xFF: "APPLICATION(0xff)"} {
 		if c.String() != s {
 			t.Errorf("Code(%#x).String() = %q, want %q", uint8(c), c.String(), s)
 		}
