@@ -392,7 +392,7 @@ func (c *Channel) Reset(code wire.Code, reason string) error {
 	}
 	c.localRST = true
 	if c.resetErr == nil {
-		c.resetErr = &CloseError{Code: code, Reason: reason}
+		c.resetErr = &CloseError{Channel: true, Code: code, Reason: reason}
 	}
 	// A channel the peer never heard of ends here, silently: an RST for
 	// it could not be answered (a peer ignores RSTs for numbers it does

@@ -12,13 +12,21 @@ import (
 // its code (draft §11) and the sender's reason.
 type CloseError struct {
 	Remote bool
-	Code   wire.Code
-	Reason string
+	// Channel is set for a channel's RST, which ends that channel alone;
+	// clear for the session's CLOSE, which every channel then reports.
+	Channel bool
+	Code    wire.Code
+	Reason  string
 }
 
 func (e *CloseError) Error() string {
 	who := "closed locally"
-	if e.Remote {
+	switch {
+	case e.Channel && e.Remote:
+		who = "channel reset by peer"
+	case e.Channel:
+		who = "channel reset locally"
+	case e.Remote:
 		who = "closed by peer"
 	}
 	if e.Reason == "" {

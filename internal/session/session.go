@@ -512,7 +512,7 @@ func (s *Session) onClose(ch uint8, pt []byte) error {
 	case c.Scope == wire.ScopeChannelFIN:
 		return chn.remoteFin()
 	default:
-		return chn.remoteReset(&CloseError{Remote: true, Code: c.Code, Reason: c.Reason})
+		return chn.remoteReset(&CloseError{Remote: true, Channel: true, Code: c.Code, Reason: c.Reason})
 	}
 }
 

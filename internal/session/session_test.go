@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -254,8 +255,11 @@ func TestChannelResetPropagates(t *testing.T) {
 		}
 	}
 	var ce *CloseError
-	if !errors.As(err, &ce) || ce.Code != wire.CodeOverload || ce.Reason != "shedding" {
+	if !errors.As(err, &ce) || ce.Code != wire.CodeOverload || ce.Reason != "shedding" || !ce.Channel || !ce.Remote {
 		t.Fatalf("read error %v", err)
+	}
+	if !strings.Contains(err.Error(), "channel reset by peer") {
+		t.Errorf("error text %q does not say the channel was reset", err)
 	}
 	// The peer answers with its own RST; then the number is free again
 	// at both ends and the session lives on.
