@@ -1,0 +1,311 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// The control protocol (docs/OPERATIONS.md, "Control protocol"): a Unix
+// stream socket, mode 0600; one JSON object per line each way. A request
+// is {"method":"status"}; the reply is {"ok":true,"result":...} or
+// {"ok":false,"error":"..."}. A connection may carry several requests, one
+// after the other.
+const (
+	// MaxRequest is the longest request line, newline included.
+	MaxRequest = 64 << 10
+	// RequestTimeout bounds the wait for each request line and the writing
+	// of its reply, so a client that stalls cannot hold the node.
+	RequestTimeout = 5 * time.Second
+	// maxControlConns bounds the control connections served at once.
+	maxControlConns = 32
+)
+
+// Request is a control request.
+type Request struct {
+	Method string `json:"method"`
+}
+
+// Response is a control reply.
+type Response struct {
+	OK     bool            `json:"ok"`
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  string          `json:"error,omitempty"`
+}
+
+type controlServer struct {
+	path    string
+	ln      *net.UnixListener
+	handle  func(method string) (any, error)
+	log     *slog.Logger
+	sem     chan struct{}
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	closed  bool
+	closeMu sync.Once
+}
+
+// listenControl creates the control socket at path with mode 0600 (its
+// directory with 0700 if missing). It refuses if another node answers on
+// path, and removes a stale socket a dead node left behind.
+func listenControl(path string, handle func(string) (any, error), log *slog.Logger) (*controlServer, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("control socket %s: cannot create its directory: %v", path, unwrapPathErr(err))
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != fs.ModeSocket {
+			return nil, fmt.Errorf("control socket %s: a file that is not a socket is in the way; refusing to replace it", path)
+		}
+		c, err := net.DialTimeout("unix", path, time.Second)
+		switch {
+		case err == nil:
+			c.Close()
+			return nil, fmt.Errorf("control socket %s: another pool node is running (it answers on this socket); stop it first, or give this node another control path", path)
+		case errors.Is(err, syscall.ECONNREFUSED):
+			// Stale: a node that died without cleaning up.
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("control socket %s: cannot remove the stale socket: %v", path, unwrapPathErr(err))
+			}
+			log.Info("removed a stale control socket", "path", path)
+		default:
+			return nil, fmt.Errorf("control socket %s: cannot tell whether another node uses it: %v", path, unwrapOpErr(err))
+		}
+	}
+	ln, err := listenUnixPrivate(path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket %s: %v", path, unwrapOpErr(err))
+	}
+	// listenUnixPrivate already created it 0600 where the platform has a
+	// umask; say so explicitly everywhere, before the first Accept.
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket %s: %v", path, unwrapPathErr(err))
+	}
+	return &controlServer{path: path, ln: ln, handle: handle, log: log,
+		sem: make(chan struct{}, maxControlConns), conns: map[net.Conn]struct{}{}}, nil
+}
+
+func unwrapPathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func unwrapOpErr(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return unwrapSyscall(op.Err)
+	}
+	return err
+}
+
+func unwrapSyscall(err error) error {
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return se.Err
+	}
+	return err
+}
+
+func (c *controlServer) start() {
+	c.wg.Add(1)
+	go c.serve()
+}
+
+func (c *controlServer) serve() {
+	defer c.wg.Done()
+	for {
+		conn, err := c.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			c.log.Warn("control socket: accept failed", "err", err)
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		select {
+		case c.sem <- struct{}{}:
+		default:
+			_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+			_ = writeResponse(conn, nil, errors.New("busy: too many control connections"))
+			conn.Close()
+			continue
+		}
+		if !c.track(conn) {
+			<-c.sem
+			conn.Close()
+			return
+		}
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			defer func() { <-c.sem }()
+			defer c.untrack(conn)
+			c.serveConn(conn)
+		}()
+	}
+}
+
+func (c *controlServer) track(conn net.Conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.conns[conn] = struct{}{}
+	return true
+}
+
+func (c *controlServer) untrack(conn net.Conn) {
+	c.mu.Lock()
+	delete(c.conns, conn)
+	c.mu.Unlock()
+	conn.Close()
+}
+
+// serveConn answers requests until the client closes, stalls, or sends a
+// line longer than MaxRequest.
+func (c *controlServer) serveConn(conn net.Conn) {
+	r := bufio.NewReaderSize(conn, MaxRequest)
+	for {
+		_ = conn.SetDeadline(time.Now().Add(RequestTimeout))
+		line, err := r.ReadSlice('\n')
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			_ = writeResponse(conn, nil, fmt.Errorf("request longer than %d bytes", MaxRequest))
+			return
+		case err != nil && (len(line) == 0 || !errors.Is(err, io.EOF)):
+			return // closed, or silent for RequestTimeout
+		}
+		result, herr := c.dispatch(line)
+		_ = conn.SetWriteDeadline(time.Now().Add(RequestTimeout))
+		if werr := writeResponse(conn, result, herr); werr != nil || err != nil {
+			return
+		}
+	}
+}
+
+func (c *controlServer) dispatch(line []byte) (any, error) {
+	var req Request
+	if err := json.Unmarshal(line, &req); err != nil {
+		return nil, fmt.Errorf(`bad request: %v (want one JSON object per line, like {"method":"status"})`, err)
+	}
+	if req.Method == "" {
+		return nil, errors.New(`bad request: no "method" (want one JSON object per line, like {"method":"status"})`)
+	}
+	c.log.Debug("control request", "method", req.Method)
+	return c.handle(req.Method)
+}
+
+func writeResponse(w io.Writer, result any, err error) error {
+	resp := Response{OK: err == nil}
+	if err != nil {
+		resp.Error = err.Error()
+	} else {
+		b, merr := json.Marshal(result)
+		if merr != nil {
+			resp = Response{Error: "internal error: " + merr.Error()}
+		} else {
+			resp.Result = b
+		}
+	}
+	b, _ := json.Marshal(resp)
+	_, werr := w.Write(append(b, '\n'))
+	return werr
+}
+
+// Close stops serving, ends the control connections and removes the
+// socket.
+func (c *controlServer) Close() {
+	c.closeMu.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		for conn := range c.conns {
+			conn.Close()
+		}
+		c.mu.Unlock()
+		_ = c.ln.Close() // also unlinks the socket
+		c.wg.Wait()
+	})
+}
+
+// UnreachableError says that no node answers on a control socket.
+type UnreachableError struct {
+	Path string
+	Err  error
+}
+
+func (e *UnreachableError) Error() string {
+	hint := "is `pool node` running?"
+	switch {
+	case errors.Is(e.Err, fs.ErrPermission):
+		hint = "the socket has mode 0600: run this as the node's user, e.g. sudo -u pool"
+	case errors.Is(e.Err, fs.ErrNotExist):
+		hint = "is `pool node` running? --control or $POOL_CONTROL names the socket of its configuration"
+	}
+	return fmt.Sprintf("cannot reach the node's control socket %s: %v (%s)", e.Path, e.Err, hint)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// RemoteError is an error the node replied with.
+type RemoteError struct{ Msg string }
+
+func (e *RemoteError) Error() string { return e.Msg }
+
+// Call sends one request to the node's control socket at path and decodes
+// its result into out (if not nil).
+func Call(ctx context.Context, path, method string, out any) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return &UnreachableError{Path: path, Err: unwrapOpErr(err)}
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	req, _ := json.Marshal(Request{Method: method})
+	if _, err := conn.Write(append(req, '\n')); err != nil {
+		return fmt.Errorf("control socket %s: sending the request: %w", path, err)
+	}
+	line, err := bufio.NewReaderSize(conn, 64<<10).ReadBytes('\n')
+	if err != nil && !(errors.Is(err, io.EOF) && len(line) > 0) {
+		if ctx.Err() != nil {
+			return fmt.Errorf("control socket %s: no reply: %w", path, ctx.Err())
+		}
+		return fmt.Errorf("control socket %s: reading the reply: %w", path, err)
+	}
+	var resp Response
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return fmt.Errorf("control socket %s: bad reply: %v", path, err)
+	}
+	if !resp.OK {
+		return &RemoteError{Msg: resp.Error}
+	}
+	if out == nil {
+		return nil
+	}
+	if raw, ok := out.(*json.RawMessage); ok {
+		*raw = append((*raw)[:0], resp.Result...)
+		return nil
+	}
+	if err := json.Unmarshal(resp.Result, out); err != nil {
+		return fmt.Errorf("control socket %s: bad %s result: %v", path, method, err)
+	}
+	return nil
+}

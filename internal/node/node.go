@@ -1,0 +1,742 @@
+// Package node is the POOL daemon: one listener, sessions to configured
+// peers kept up with backoff, and a control socket.
+//
+// A Node is started from a validated Config (LoadConfig) and runs until
+// Shutdown. Sessions the listener accepts from authorized peers are kept
+// until they end; sessions to the configured peers are dialed again, with
+// exponential backoff, whenever they end. Reload re-reads the configuration
+// file and applies what can change without dropping sessions. The node
+// carries no services yet: channels peers open are reset.
+//
+// docs/OPERATIONS.md is the operator's manual, including the control
+// protocol that control.go serves.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/pool-go/pool"
+)
+
+const (
+	// DefaultResetAfter: a session that lived this long resets its peer's
+	// backoff, so the next reconnect is immediate.
+	DefaultResetAfter = 30 * time.Second
+	// closeWait bounds how long a closing session waits for the peer's
+	// answering CLOSE.
+	closeWait = 2 * time.Second
+	// noService is the reason channels are reset with until the node
+	// carries services.
+	noService = "no service on this node yet"
+)
+
+// Options are a node's settings that do not come from its file.
+type Options struct {
+	// Logger receives the node's log; nil discards it.
+	Logger *slog.Logger
+	// Level, if set, is set to the configuration's log_level at start and
+	// on every reload; it should be the level of Logger's handler.
+	Level *slog.LevelVar
+	// Version is reported by "status"; the module version by default.
+	Version string
+}
+
+// authz is the listener's authorization policy; reload swaps it.
+type authz struct {
+	any  bool
+	list *pool.AllowList
+}
+
+func (a *authz) allowed(k pool.PublicKey) bool { return a.any || a.list.Allowed(k) }
+
+// Node is a running POOL node.
+type Node struct {
+	opts    Options
+	log     *slog.Logger
+	started time.Time
+	version string
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	authz      atomic.Pointer[authz]
+	refusedLog *logRate       // rate of "refused a peer" warnings
+	ln         *pool.Listener // nil when not listening
+	ctl        *controlServer
+
+	reloadMu sync.Mutex // one reload at a time
+
+	mu       sync.Mutex
+	cfg      *Config
+	sessions map[*pool.Session]*sessionEntry
+	peers    map[pool.PublicKey]*dialer
+	closing  bool
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+	stopped      chan struct{}
+}
+
+// sessionEntry is a live session the node lists.
+type sessionEntry struct {
+	s           *pool.Session
+	inbound     bool
+	established time.Time
+}
+
+// dialer keeps a session to one configured peer. Its fields but key,
+// cancel and done are guarded by Node.mu.
+type dialer struct {
+	key    pool.PublicKey
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	peer             Peer
+	state            string
+	lastErr          string
+	retryAt          time.Time
+	since            time.Time
+	sess             *pool.Session
+	attempts         uint64
+	disconnects      uint64
+	lastDisconnect   string
+	lastDisconnectAt time.Time
+}
+
+// Start opens the control socket and the listener, starts keeping the
+// configured peers connected, and returns the running node. It fails
+// without side effects when the control socket is taken by a running node
+// or the listen address is in use.
+func Start(cfg *Config, opts Options) (*Node, error) {
+	if cfg == nil || cfg.Identity == nil {
+		return nil, errors.New("node: Start needs a configuration with an identity (see LoadConfig)")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Level != nil {
+		opts.Level.Set(cfg.LogLevel)
+	}
+	version := opts.Version
+	if version == "" {
+		version = moduleVersion()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Node{opts: opts, refusedLog: newLogRate(time.Minute, 1024), log: log, started: time.Now(), version: version, ctx: ctx, cancel: cancel,
+		cfg: cfg, sessions: map[*pool.Session]*sessionEntry{}, peers: map[pool.PublicKey]*dialer{},
+		stopped: make(chan struct{})}
+	n.authz.Store(&authz{any: cfg.AllowAny, list: cfg.AuthorizedPeers})
+
+	ctl, err := listenControl(cfg.Control, n.handleControl, log)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	n.ctl = ctl
+	if cfg.Listen != "" {
+		ln, err := pool.Listen(cfg.Listen, &pool.Config{Identity: cfg.Identity, Authorize: n.authorized,
+			IdleTimeout: cfg.IdleTimeout, Logger: log, OnHandshakeError: n.handshakeError})
+		if err != nil {
+			ctl.Close()
+			cancel()
+			return nil, listenError(cfg.Listen, err)
+		}
+		n.ln = ln
+		n.wg.Add(1)
+		go n.acceptLoop()
+	}
+	n.mu.Lock()
+	for _, p := range cfg.Peers {
+		n.startDialerLocked(p)
+	}
+	n.mu.Unlock()
+	ctl.start()
+
+	listen := "off"
+	if n.ln != nil {
+		listen = n.ln.Addr().String()
+	}
+	log.Info("node started", "identity", cfg.Identity.Public.String(),
+		"address", pool.NewAddress(cfg.Identity.Public, 0, 0).String(), "listen", listen,
+		"control", cfg.Control, "peers", len(cfg.Peers), "config", cfg.File)
+	if n.ln != nil && cfg.AllowAny {
+		log.Warn("allow_any = true: any key may connect to this node")
+	}
+	return n, nil
+}
+
+func moduleVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+func listenError(address string, err error) error {
+	reason := err.Error()
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		reason = op.Err.Error()
+	}
+	msg := fmt.Sprintf("cannot listen on %s: %s", address, reason)
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		msg += " (another program, or another pool node, is using that port; \"ss -ltnp\" shows which)"
+	case errors.Is(err, syscall.EACCES):
+		msg += " (ports below 1024 need privileges; use the default 9253)"
+	}
+	return errors.New(msg)
+}
+
+// authorized is the listener's Authorize: it reads the current policy, so
+// a reload applies to the next handshake.
+func (n *Node) authorized(k pool.PublicKey) bool { return n.authz.Load().allowed(k) }
+
+// handshakeError logs an abandoned handshake: the ones an operator can act
+// on at info or warn, the noise of the Internet at debug.
+func (n *Node) handshakeError(ap netip.AddrPort, err error) {
+	remote := unmap(ap)
+	switch {
+	case errors.Is(err, pool.ErrUnauthorized):
+		// Keyed by source address: the error names the key, but an
+		// attacker can make keys faster than addresses.
+		if ok, held := n.refusedLog.allow(ap.Addr().Unmap().String(), time.Now()); ok {
+			n.log.Warn("refused a peer whose key is not authorized (add it to authorized_peers?)", "remote", remote, "err", err,
+				"similar_suppressed", held)
+		}
+	case errors.Is(err, pool.ErrClockSkew), errors.Is(err, pool.ErrWrongServer),
+		errors.Is(err, pool.ErrSelfConnection):
+		n.log.Info("handshake failed", "remote", remote, "err", err)
+	default:
+		n.log.Debug("handshake failed", "remote", remote, "err", err)
+	}
+}
+
+func (n *Node) config() *Config {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cfg
+}
+
+// ListenAddr returns the listener's address, or nil when not listening.
+func (n *Node) ListenAddr() net.Addr {
+	if n.ln == nil {
+		return nil
+	}
+	return n.ln.Addr()
+}
+
+// ControlPath returns the control socket's path.
+func (n *Node) ControlPath() string { return n.ctl.path }
+
+func (n *Node) acceptLoop() {
+	defer n.wg.Done()
+	for {
+		s, err := n.ln.AcceptContext(n.ctx)
+		if err != nil {
+			return
+		}
+		e := &sessionEntry{s: s, inbound: true, established: time.Now()}
+		if !n.addSession(e) {
+			continue
+		}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.runSession(n.ctx, e)
+			n.removeSession(e)
+			if n.ctx.Err() == nil {
+				n.log.Info("inbound session ended", "peer", n.peerLabel(s.Peer()), "remote", remoteOf(s),
+					"err", sessionEndText(s))
+			}
+		}()
+	}
+}
+
+// addSession lists a new session, unless the node is closing or (for an
+// inbound one) a reload revoked its key meanwhile; it then closes it.
+func (n *Node) addSession(e *sessionEntry) bool {
+	n.mu.Lock()
+	closing := n.closing
+	revoked := e.inbound && !n.authz.Load().allowed(e.s.Peer())
+	if !closing && !revoked {
+		n.sessions[e.s] = e
+	}
+	n.mu.Unlock()
+	switch {
+	case closing:
+		_ = e.s.Close()
+		return false
+	case revoked:
+		_ = e.s.CloseWithError(pool.CodeAuthFail, "key no longer authorized")
+		return false
+	}
+	return true
+}
+
+func (n *Node) removeSession(e *sessionEntry) {
+	n.mu.Lock()
+	delete(n.sessions, e.s)
+	n.mu.Unlock()
+}
+
+// runSession serves a session until it ends, or until ctx ends: then it
+// closes it (CLOSE NO_ERROR) and waits a moment for the peer's answer.
+func (n *Node) runSession(ctx context.Context, e *sessionEntry) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.refuseChannels(ctx, e.s)
+	}()
+	select {
+	case <-e.s.Done():
+	case <-ctx.Done():
+		_ = e.s.Close()
+		t := time.NewTimer(closeWait)
+		defer t.Stop()
+		select {
+		case <-e.s.Done():
+		case <-t.C:
+		}
+	}
+}
+
+// refuseChannels resets every channel the peer opens: the node has no
+// services yet, and an unaccepted channel would hold memory.
+func (n *Node) refuseChannels(ctx context.Context, s *pool.Session) {
+	for {
+		ch, err := s.AcceptChannel(ctx)
+		if err != nil {
+			return
+		}
+		n.log.Debug("refused a channel: "+noService, "peer", n.peerLabel(s.Peer()), "channel", ch.ID())
+		_ = ch.Reset(pool.CodeConfigReject, noService)
+	}
+}
+
+// startDialerLocked starts keeping a session to p.
+func (n *Node) startDialerLocked(p Peer) {
+	ctx, cancel := context.WithCancel(n.ctx)
+	d := &dialer{key: p.Key, cancel: cancel, done: make(chan struct{}), peer: p, state: StateConnecting}
+	n.peers[p.Key] = d
+	n.wg.Add(1)
+	go n.runDialer(ctx, d)
+}
+
+// runDialer dials d's peer, serves the session, and dials again when it
+// ends: at once after a session that lived DefaultResetAfter, otherwise
+// after an exponential backoff from reconnect_min to reconnect_max, with
+// jitter, so that a fleet restarting together does not reconnect in step.
+func (n *Node) runDialer(ctx context.Context, d *dialer) {
+	defer n.wg.Done()
+	defer close(d.done)
+	var delay, wait time.Duration
+	for {
+		if wait > 0 {
+			n.mu.Lock()
+			d.state, d.retryAt = StateBackoff, time.Now().Add(wait)
+			n.mu.Unlock()
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+		}
+		n.mu.Lock()
+		d.state, d.retryAt = StateConnecting, time.Time{}
+		d.attempts++
+		p, cfg := d.peer, n.cfg
+		n.mu.Unlock()
+
+		s, err := pool.Dial(ctx, p.Address, p.Key, &pool.Config{Identity: cfg.Identity,
+			IdleTimeout: cfg.IdleTimeout, Logger: n.log})
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			delay = nextDelay(delay, cfg.ReconnectMin, cfg.ReconnectMax)
+			wait = jitter(delay, cfg.ReconnectMax)
+			msg := errText(err)
+			n.mu.Lock()
+			d.lastErr = msg
+			n.mu.Unlock()
+			n.log.Warn("cannot reach peer", "peer", p.label(), "address", p.Address, "err", msg,
+				"retry_in", wait.Round(time.Millisecond))
+			continue
+		}
+		e := &sessionEntry{s: s, established: time.Now()}
+		if !n.addSession(e) {
+			return
+		}
+		n.mu.Lock()
+		d.state, d.since, d.sess, d.lastErr = StateConnected, e.established, s, ""
+		n.mu.Unlock()
+		n.log.Info("connected to peer", "peer", p.label(), "address", p.Address, "remote", remoteOf(s))
+
+		n.runSession(ctx, e)
+		n.removeSession(e)
+		why := sessionEndText(s)
+		lived := time.Since(e.established)
+		n.mu.Lock()
+		d.state, d.since, d.sess = StateConnecting, time.Time{}, nil
+		d.disconnects++
+		d.lastErr, d.lastDisconnect, d.lastDisconnectAt = why, why, time.Now()
+		cfg = n.cfg
+		n.mu.Unlock()
+		if ctx.Err() != nil {
+			return
+		}
+		if lived >= DefaultResetAfter {
+			delay, wait = 0, 0
+		} else {
+			delay = nextDelay(delay, cfg.ReconnectMin, cfg.ReconnectMax)
+			wait = jitter(delay, cfg.ReconnectMax)
+		}
+		n.log.Warn("session to peer ended", "peer", p.label(), "err", why, "lived", lived.Round(time.Millisecond),
+			"retry_in", wait.Round(time.Millisecond))
+	}
+}
+
+// nextDelay doubles the backoff, from lo up to hi.
+func nextDelay(d, lo, hi time.Duration) time.Duration {
+	if d < lo {
+		return lo
+	}
+	return min(2*d, hi)
+}
+
+// jitter spreads d over ±20%, at most hi.
+func jitter(d, hi time.Duration) time.Duration {
+	j := time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+	return max(min(j, hi), time.Millisecond)
+}
+
+// errText is an error's message without the "pool: " and "handshake: "
+// prefixes that wrapped library errors repeat inside it.
+func errText(err error) string {
+	s := err.Error()
+	for _, p := range []string{"pool: ", "handshake: "} {
+		s = strings.ReplaceAll(s, ": "+p, ": ")
+		s = strings.TrimPrefix(s, p)
+	}
+	return s
+}
+
+// sessionEndText says why a session ended, e.g. "closed by peer (NO_ERROR)".
+func sessionEndText(s *pool.Session) string {
+	err := s.Err()
+	if err == nil {
+		if pc := s.PeerClosed(); pc != nil {
+			return errText(pc)
+		}
+		return "closed"
+	}
+	return errText(err)
+}
+
+// remoteOf is the peer's transport address.
+func remoteOf(s *pool.Session) string {
+	if s.Initiator() {
+		return unmap(s.Path().Server)
+	}
+	return unmap(s.Path().Client)
+}
+
+// unmap writes an IPv4-mapped address (a dual-stack listener's view of an
+// IPv4 client) as plain IPv4.
+func unmap(ap netip.AddrPort) string {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+}
+
+// peerLabel names a key: its configured peer's name, or the key.
+func (n *Node) peerLabel(k pool.PublicKey) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if d, ok := n.peers[k]; ok && d.peer.Name != "" {
+		return d.peer.Name
+	}
+	return k.String()
+}
+
+// Reload re-reads the configuration file and applies it without dropping
+// sessions: the authorization policy (inbound sessions of keys no longer
+// authorized are closed), peers added and removed, changed peer addresses
+// and names, the log level and the reconnect settings. A file that is
+// invalid, or that changes identity, listen, control or idle_timeout, is
+// refused as a whole: the node keeps its old configuration.
+func (n *Node) Reload() (ReloadResult, error) {
+	n.reloadMu.Lock()
+	defer n.reloadMu.Unlock()
+	if n.ctx.Err() != nil {
+		return ReloadResult{}, errors.New("the node is shutting down")
+	}
+	cfg, err := LoadConfig(n.config().File)
+	if err != nil {
+		err = fmt.Errorf("reload refused, the node keeps its old configuration: %w", err)
+		n.log.Error(err.Error())
+		return ReloadResult{}, err
+	}
+	res, err := n.apply(cfg)
+	if err != nil {
+		n.log.Error(err.Error())
+		return ReloadResult{}, err
+	}
+	if len(res.Changes) == 0 {
+		n.log.Info("configuration reloaded: nothing changed")
+	}
+	for _, c := range res.Changes {
+		n.log.Info("configuration reloaded: " + c)
+	}
+	return res, nil
+}
+
+func (n *Node) apply(cfg *Config) (ReloadResult, error) {
+	old := n.config()
+	var frozen []string
+	switch {
+	case cfg.IdentityFile != old.IdentityFile:
+		frozen = append(frozen, fmt.Sprintf("identity (%s -> %s)", old.IdentityFile, cfg.IdentityFile))
+	case cfg.Identity.Public != old.Identity.Public:
+		frozen = append(frozen, fmt.Sprintf("identity (the key in %s is another key now)", cfg.IdentityFile))
+	}
+	if cfg.Listen != old.Listen {
+		frozen = append(frozen, fmt.Sprintf("listen (%q -> %q)", old.Listen, cfg.Listen))
+	}
+	if cfg.Control != old.Control {
+		frozen = append(frozen, fmt.Sprintf("control (%s -> %s)", old.Control, cfg.Control))
+	}
+	if cfg.IdleTimeout != old.IdleTimeout {
+		frozen = append(frozen, fmt.Sprintf("idle_timeout (%v -> %v)", old.IdleTimeout, cfg.IdleTimeout))
+	}
+	if len(frozen) > 0 {
+		return ReloadResult{}, fmt.Errorf("reload refused: %s cannot change while the node runs; restart the node to apply it (nothing was changed, the node keeps its old configuration)",
+			strings.Join(frozen, ", "))
+	}
+
+	changes := []string{}
+	if cfg.LogLevel != old.LogLevel {
+		changes = append(changes, fmt.Sprintf("log_level: %s -> %s", levelName(old.LogLevel), levelName(cfg.LogLevel)))
+	}
+	if cfg.AllowAny != old.AllowAny || cfg.AuthorizedPeersFile != old.AuthorizedPeersFile || cfg.authorizedDigest != old.authorizedDigest {
+		switch {
+		case cfg.AllowAny:
+			changes = append(changes, "allow_any: any key may connect now")
+		case cfg.AuthorizedPeersFile != "":
+			changes = append(changes, fmt.Sprintf("authorized_peers: %s reloaded (%d keys)", cfg.AuthorizedPeersFile, cfg.AuthorizedPeers.Len()))
+		default:
+			changes = append(changes, "authorized_peers: none (the node does not listen)")
+		}
+	}
+	if cfg.ReconnectMin != old.ReconnectMin || cfg.ReconnectMax != old.ReconnectMax {
+		changes = append(changes, fmt.Sprintf("reconnect: %v-%v -> %v-%v (from the next attempt)",
+			old.ReconnectMin, old.ReconnectMax, cfg.ReconnectMin, cfg.ReconnectMax))
+	}
+
+	az := &authz{any: cfg.AllowAny, list: cfg.AuthorizedPeers}
+	n.mu.Lock()
+	if n.closing {
+		n.mu.Unlock()
+		return ReloadResult{}, errors.New("reload refused: the node is shutting down")
+	}
+	n.cfg = cfg
+	n.authz.Store(az)
+	var revoked []*pool.Session
+	for s, e := range n.sessions {
+		if e.inbound && !az.allowed(s.Peer()) {
+			revoked = append(revoked, s)
+		}
+	}
+	keep := map[pool.PublicKey]bool{}
+	for _, p := range cfg.Peers {
+		keep[p.Key] = true
+		d, ok := n.peers[p.Key]
+		if !ok {
+			n.startDialerLocked(p)
+			changes = append(changes, fmt.Sprintf("peer %s added (%s)", p.label(), p.Address))
+			continue
+		}
+		if d.peer.Address != p.Address {
+			changes = append(changes, fmt.Sprintf("peer %s: address %s -> %s (used from the next connection)", p.label(), d.peer.Address, p.Address))
+		}
+		if d.peer.Name != p.Name {
+			changes = append(changes, fmt.Sprintf("peer %s: name %q -> %q", p.Key, d.peer.Name, p.Name))
+		}
+		d.peer = p
+	}
+	for _, p := range old.Peers {
+		if d, ok := n.peers[p.Key]; ok && !keep[p.Key] {
+			delete(n.peers, p.Key)
+			d.cancel() // its session is closed with CLOSE NO_ERROR
+			changes = append(changes, fmt.Sprintf("peer %s removed (its session is closed)", d.peer.label()))
+		}
+	}
+	n.mu.Unlock()
+	if n.opts.Level != nil {
+		n.opts.Level.Set(cfg.LogLevel)
+	}
+	if len(revoked) > 0 {
+		changes = append(changes, fmt.Sprintf("closed %d inbound session(s) of keys no longer authorized", len(revoked)))
+		for _, s := range revoked {
+			n.log.Warn("closing the session of a key no longer authorized", "peer", s.Peer().String())
+			go func() { _ = s.CloseWithError(pool.CodeAuthFail, "key no longer authorized") }()
+		}
+	}
+	return ReloadResult{Changes: changes}, nil
+}
+
+// Shutdown stops accepting, closes every session with CLOSE NO_ERROR,
+// waits (bounded by ctx) for them to end, and removes the control socket.
+// It returns ctx's error if it gave up waiting.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.shutdownOnce.Do(func() {
+		n.mu.Lock()
+		n.closing = true
+		count := len(n.sessions)
+		n.mu.Unlock()
+		n.log.Info("node stopping: closing sessions", "sessions", count)
+		if n.ln != nil {
+			_ = n.ln.Close()
+		}
+		n.cancel()
+		done := make(chan struct{})
+		go func() {
+			n.wg.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			n.shutdownErr = fmt.Errorf("gave up waiting for sessions to close: %w", ctx.Err())
+		}
+		n.ctl.Close()
+		n.log.Info("node stopped")
+		close(n.stopped)
+	})
+	return n.shutdownErr
+}
+
+// Stopped is closed when Shutdown has finished.
+func (n *Node) Stopped() <-chan struct{} { return n.stopped }
+
+// Status reports the node's state.
+func (n *Node) Status() Status {
+	n.mu.Lock()
+	cfg := n.cfg
+	st := Status{
+		Version: n.version, Identity: cfg.Identity.Public.String(),
+		Address:  pool.NewAddress(cfg.Identity.Public, 0, 0).String(),
+		UptimeS:  time.Since(n.started).Round(time.Millisecond).Seconds(),
+		Sessions: len(n.sessions), PeersConfigured: len(n.peers),
+		AllowAny: cfg.AllowAny, AuthorizedKeys: cfg.AuthorizedPeers.Len(),
+		ConfigFile: cfg.File, Control: cfg.Control, LogLevel: levelName(cfg.LogLevel),
+		Started: n.started.Truncate(time.Second), PID: os.Getpid(),
+	}
+	for _, d := range n.peers {
+		if d.state == StateConnected {
+			st.PeersConnected++
+		}
+	}
+	n.mu.Unlock()
+	if n.ln != nil {
+		st.Listen = n.ln.Addr().String()
+		ls := n.ln.Stats()
+		st.Handshakes = HandshakeCounts{Accepted: ls.Sessions, Failed: ls.FailedHandshakes,
+			Challenges: ls.Handshake.Challenges, RefusedPreauth: ls.RefusedPreAuth}
+	}
+	return st
+}
+
+// Sessions lists the live sessions, oldest first.
+func (n *Node) Sessions() []SessionInfo {
+	n.mu.Lock()
+	entries := make([]*sessionEntry, 0, len(n.sessions))
+	for _, e := range n.sessions {
+		entries = append(entries, e)
+	}
+	names := map[pool.PublicKey]string{}
+	for k, d := range n.peers {
+		names[k] = d.peer.Name
+	}
+	n.mu.Unlock()
+	sort.Slice(entries, func(i, j int) bool { return entries[i].established.Before(entries[j].established) })
+	out := make([]SessionInfo, 0, len(entries))
+	for _, e := range entries {
+		id, st, p := e.s.ID(), e.s.Stats(), e.s.Path()
+		remote, local := p.Client, p.Server
+		dir := "inbound"
+		if !e.inbound {
+			dir = "outbound"
+			remote, local = local, remote
+		}
+		out = append(out, SessionInfo{ID: fmt.Sprintf("%x", id[:]), PeerKey: e.s.Peer().String(),
+			PeerName: names[e.s.Peer()], Direction: dir, Remote: unmap(remote), Local: unmap(local),
+			Established: e.established.Truncate(time.Second), PacketsSent: st.PacketsSent,
+			PacketsReceived: st.PacketsReceived, BytesSent: st.BytesSent, BytesReceived: st.BytesReceived})
+	}
+	return out
+}
+
+// Peers lists the configured peers in configuration order.
+func (n *Node) Peers() []PeerInfo {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := time.Now()
+	out := make([]PeerInfo, 0, len(n.peers))
+	for _, p := range n.cfg.Peers {
+		d, ok := n.peers[p.Key]
+		if !ok {
+			continue
+		}
+		pi := PeerInfo{Name: d.peer.Name, Address: d.peer.Address, Key: d.key.String(), State: d.state,
+			LastError: d.lastErr, Attempts: d.attempts, Disconnects: d.disconnects,
+			LastDisconnect: d.lastDisconnect, LastDisconnectAt: d.lastDisconnectAt.Truncate(time.Second)}
+		if d.state == StateBackoff {
+			pi.RetryInS = max(d.retryAt.Sub(now), 0).Round(100 * time.Millisecond).Seconds()
+		}
+		if d.sess != nil {
+			id := d.sess.ID()
+			pi.ConnectedSince = d.since.Truncate(time.Second)
+			pi.SessionID = fmt.Sprintf("%x", id[:])
+		}
+		out = append(out, pi)
+	}
+	return out
+}
+
+// handleControl answers one control request.
+func (n *Node) handleControl(method string) (any, error) {
+	switch method {
+	case "ping":
+		return "pong", nil
+	case "status":
+		return n.Status(), nil
+	case "sessions":
+		return n.Sessions(), nil
+	case "peers":
+		return n.Peers(), nil
+	case "reload":
+		return n.Reload()
+	}
+	return nil, fmt.Errorf("unknown method %q (want one of %s)", method, strings.Join(Methods, ", "))
+}
+
+// Methods are the control protocol's methods.
+var Methods = []string{"status", "sessions", "peers", "reload", "ping"}
