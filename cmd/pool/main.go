@@ -25,16 +25,17 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
 // run executes the command line args and returns the exit status. Errors
 // are written to stderr as "pool: <message>".
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRootCmd()
 	root.SetArgs(args)
+	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	cmd, err := root.ExecuteContextC(ctx)
@@ -76,10 +77,10 @@ func usageArgs(v cobra.PositionalArgs) cobra.PositionalArgs {
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "pool",
-		Short: "POOL secure transport: keys, addresses and a loopback demo",
+		Short: "POOL secure transport: keys, transfers, the node daemon and a demo",
 		Long: `pool is the command-line tool of a Go implementation of POOL (Protected
 Orchestrated Overlay Link): mutually authenticated, always encrypted sessions
-with 256 channels each, carried over TCP.
+with 256 channels each, carried over TCP (port 9253).
 
 Every node has an identity key pair; its 256-bit address is derived from the
 public key. A server accepts only the client keys it allows, and a client
@@ -89,10 +90,19 @@ Start with the demo, which runs two nodes in one process over loopback:
 
   pool demo
 
-Then make an identity for a real node:
+Move a file between two machines, netcat-style:
 
-  pool keygen --out node.key
-  pool addr node.key`,
+  pool keygen --out server.key          # prints its public key and address
+  pool keygen --out client.key
+  pool listen --identity server.key --authorized peers > file   # peers: client's key
+  pool connect --identity client.key --peer SERVER_KEY host:9253 < file
+
+Run a node that keeps sessions to its peers, and ask it how it is doing:
+
+  pool node --config /etc/pool/node.toml
+  pool status; pool sessions; pool peers   # --json for scripts
+
+docs/OPERATIONS.md covers installation, keys, ports and troubleshooting.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		// Any argument that is not a subcommand is a usage error; without
@@ -113,5 +123,7 @@ Then make an identity for a real node:
 	root.SuggestionsMinimumDistance = 2
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(newDemoCmd(), newKeygenCmd(), newAddrCmd())
+	root.AddCommand(newListenCmd(), newConnectCmd())
+	root.AddCommand(newNodeCmd(), newStatusCmd(), newSessionsCmd(), newPeersCmd(), newReloadCmd())
 	return root
 }

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/pool-go/pool/internal/node"
+	"github.com/spf13/cobra"
+)
+
+func newStatusCmd() *cobra.Command {
+	var f ctlFlags
+	cmd := &cobra.Command{
+		Use:   "status [--control PATH] [--json]",
+		Short: "Show the running node's identity, listener, sessions and counters",
+		Long: `status shows what the running node is: its public key and address, where
+it listens, how long it has run, how many sessions it has and how many of
+its configured peers are connected, and its handshake counters.
+
+` + ctlHelp + `
+
+Examples:
+
+  pool status
+  pool status --json | jq .sessions
+  pool status --control /tmp/node/control.sock`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var raw json.RawMessage
+			if err := ctlCall(cmd.Context(), &f, "status", &raw); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if f.json {
+				return ctlPrintJSON(w, raw)
+			}
+			var st node.Status
+			if err := json.Unmarshal(raw, &st); err != nil {
+				return fmt.Errorf("the node's status: %v", err)
+			}
+			listen := st.Listen
+			if listen == "" {
+				listen = "off (the node does not listen)"
+			}
+			auth := fmt.Sprintf("%d keys in authorized_peers", st.AuthorizedKeys)
+			switch {
+			case st.Listen == "":
+				auth = "-"
+			case st.AllowAny:
+				auth = "any key (allow_any)"
+			}
+			t := ctlTable(w)
+			row := func(k, format string, args ...any) { fmt.Fprintf(t, "%s\t"+format+"\n", append([]any{k}, args...)...) }
+			row("identity", "%s", st.Identity)
+			row("address", "%s", st.Address)
+			row("listen", "%s", listen)
+			row("authorized", "%s", auth)
+			row("uptime", "%s (since %s, pid %d)", ctlDuration(time.Duration(st.UptimeS*float64(time.Second))),
+				st.Started.Local().Format(time.RFC3339), st.PID)
+			row("sessions", "%d", st.Sessions)
+			row("peers", "%d of %d connected", st.PeersConnected, st.PeersConfigured)
+			if st.Listen != "" {
+				h := st.Handshakes
+				row("handshakes", "%d accepted, %d failed, %d challenges sent, %d refused before auth",
+					h.Accepted, h.Failed, h.Challenges, h.RefusedPreauth)
+			}
+			row("config", "%s", st.ConfigFile)
+			row("control", "%s", st.Control)
+			row("log level", "%s", st.LogLevel)
+			row("version", "%s", st.Version)
+			return t.Flush()
+		},
+	}
+	f.add(cmd)
+	return cmd
+}
