@@ -37,7 +37,10 @@ func TestIntegrationPeerProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := newIdentity(t)
-	l, err := pool.Listen("127.0.0.1:0", &pool.Config{Identity: id,
+	// The peer rekeys on its own every 3 s while the client forces one
+	// every 2 s, so rekeys from both sides (and collisions) meet the
+	// transfers.
+	l, err := pool.Listen("127.0.0.1:0", &pool.Config{Identity: id, RekeyInterval: 3 * time.Second,
 		Authorize: func(k pool.PublicKey) bool { return k == key }})
 	if err != nil {
 		t.Fatal(err)
@@ -95,6 +98,23 @@ func TestIntegrationTwoProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("handshake with the peer process: %v", time.Since(start))
+	stopRekeys := make(chan struct{})
+	rekeysDone := make(chan struct{})
+	go func() { // a forced rekey every 2 seconds (issue: living session)
+		defer close(rekeysDone)
+		tick := time.NewTicker(2 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				if err := s.Rekey(); err != nil {
+					return
+				}
+			case <-stopRekeys:
+				return
+			}
+		}
+	}()
 
 	t.Run("1GiB one channel", func(t *testing.T) {
 		const total = 1 << 30
@@ -133,6 +153,13 @@ func TestIntegrationTwoProcesses(t *testing.T) {
 		t.Logf("200 x 1000 messages verified in %v", time.Since(start))
 	})
 
+	close(stopRekeys)
+	<-rekeysDone
+	st := s.Stats()
+	t.Logf("rekeys during the run: %d (epoch %d)", st.Rekeys, st.Epoch)
+	if st.Rekeys < 2 {
+		t.Errorf("only %d rekeys during the transfers; want one every 2 s", st.Rekeys)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

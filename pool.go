@@ -147,6 +147,8 @@ type Config struct {
 	ConfirmTimeout time.Duration // server: client's first packet (10 s)
 	WriteTimeout   time.Duration // a peer that stops reading (30 s)
 	IdleTimeout    time.Duration // a peer silent this long is dead (30 s)
+	RekeyPackets   uint64        // rekey after this many packets on one key (2^28)
+	RekeyInterval  time.Duration // rekey when keys are this old (1 h)
 
 	// OnHandshakeError, if set, is told of every handshake a listener
 	// abandons, with the reason (the client never is: handshake.md §7.3).
@@ -164,7 +166,8 @@ func (c *Config) logger() *slog.Logger {
 
 func (c *Config) sessionConfig() session.Config {
 	return session.Config{Window: c.Window, ConfirmTimeout: c.ConfirmTimeout,
-		WriteTimeout: c.WriteTimeout, IdleTimeout: c.IdleTimeout, Logger: c.logger()}
+		WriteTimeout: c.WriteTimeout, IdleTimeout: c.IdleTimeout,
+		RekeyPackets: c.RekeyPackets, RekeyInterval: c.RekeyInterval, Logger: c.logger()}
 }
 
 func orDefault(d, def time.Duration) time.Duration {

@@ -253,7 +253,7 @@ func (c *Client) HandleAccept(pkt []byte) (*Established, error) {
 	c.state = clientDone
 	return &Established{
 		Initiator: true, SID: h.SID, Version: wire.Version1, Peer: c.sS, Keys: keys,
-		SendSeq: c.isnC + 2, RecvSeq: h.Seq + 1, SessionHash: k.h4,
+		SendSeq: c.isnC + 2, RecvSeq: h.Seq + 1, SessionHash: k.h4, Static: c.cfg.Identity.Private,
 	}, nil
 }
 

@@ -1,6 +1,8 @@
 package handshake
 
 import (
+	"crypto/ecdh"
+
 	"github.com/pool-go/pool/internal/addr"
 	"github.com/pool-go/pool/internal/seal"
 )
@@ -21,4 +23,8 @@ type Established struct {
 	SendSeq     uint64         // next sequence number this side sends
 	RecvSeq     uint64         // next sequence number expected from the peer
 	SessionHash [32]byte       // h4, the channel binding (handshake.md §4.1)
+	// Static is this side's identity key: a rekey mixes the static DHs
+	// back in (handshake.md §5), so the session needs it after the
+	// handshake.
+	Static *ecdh.PrivateKey
 }

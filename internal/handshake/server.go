@@ -413,7 +413,7 @@ func (s *Server) complete(pkt []byte, h *wire.Header, r *wire.Response, initPkt 
 	keys := k.finish(cPS)
 	return &Established{
 		Initiator: false, SID: h.SID, Version: wire.Version1, Peer: sC, Keys: keys,
-		SendSeq: isnS + 1, RecvSeq: r.ISNC + 2, SessionHash: k.h4,
+		SendSeq: isnS + 1, RecvSeq: r.ISNC + 2, SessionHash: k.h4, Static: s.static,
 	}, accept, nil
 }
 

@@ -115,3 +115,16 @@ func (p *Protector) Open(pkt []byte) ([]byte, error) {
 	}
 	return pt, nil
 }
+
+// Close drops the Protector's keys when its epoch ends (draft §5.4: old
+// keys are discarded). The HMAC state and the nonce prefix are wiped; the
+// AEAD's key copy lives inside x/crypto, which offers no way to erase it
+// (the limit handshake.md §7.5 records), so it is only released to the
+// garbage collector. A closed Protector must not be used.
+func (p *Protector) Close() {
+	p.mac.Reset()
+	p.mac, p.aead = nil, nil
+	clear(p.prefix[:])
+	clear(p.sum[:])
+	clear(p.nonce[:])
+}

@@ -67,13 +67,20 @@ type Config struct {
 	// nothing for a third of it, so a live but idle peer is never taken
 	// for dead. (HEARTBEAT telemetry, a later layer, refines this.)
 	IdleTimeout time.Duration
-	Logger      *slog.Logger
+	// RekeyPackets and RekeyInterval start a rekey after this many packets
+	// sent under one key or when the keys are this old (draft §5.4:
+	// 2^28 packets, one hour). Lower them only to test.
+	RekeyPackets  uint64
+	RekeyInterval time.Duration
+	Logger        *slog.Logger
 }
 
 // Stats are a session's cumulative counters.
 type Stats struct {
 	PacketsSent, PacketsReceived uint64
 	BytesSent, BytesReceived     uint64 // DATA plaintext bytes
+	Epoch                        uint32 // the current key epoch (0 after the handshake)
+	Rekeys                       uint64 // completed rekeys
 }
 
 // Session is one established, authenticated session.
@@ -89,13 +96,15 @@ type Session struct {
 	hash      [32]byte
 
 	// Receive state, owned by the reader goroutine.
-	opener   *seal.Protector
-	recvNext uint64
-	lastRecv atomic.Uint64 // the ack field: highest seq received
+	opener    *seal.Protector
+	recvNext  uint64
+	recvOnKey uint64        // packets opened under the current receive key
+	lastRecv  atomic.Uint64 // the ack field: highest seq received
 
 	// Send state, owned by the writer goroutine.
-	sealer   *seal.Protector
-	sendNext uint64
+	sealer    *seal.Protector
+	sendNext  uint64
+	sendOnKey uint64 // packets sealed under the current send key
 
 	mu    sync.Mutex
 	chans [NumChannels]*Channel
@@ -110,6 +119,7 @@ type Session struct {
 	closeErr  *CloseError
 	peerClose *CloseError
 	out       sendQueue
+	rk        rekeyState
 
 	lastRecvAt atomic.Int64 // monotonic ns of the last authenticated packet
 	lastSendAt atomic.Int64 // monotonic ns of the last write
@@ -141,6 +151,12 @@ func New(conn transport.Conn, est *handshake.Established, cfg Config) *Session {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
 	}
+	if cfg.RekeyPackets == 0 {
+		cfg.RekeyPackets = DefaultRekeyPackets
+	}
+	if cfg.RekeyInterval <= 0 {
+		cfg.RekeyInterval = DefaultRekeyInterval
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -158,6 +174,7 @@ func New(conn transport.Conn, est *handshake.Established, cfg Config) *Session {
 		send, recv = recv, send
 	}
 	s.sealer, s.opener = seal.NewProtector(send), seal.NewProtector(recv)
+	s.rk.static, s.rk.ratchet = est.Static, est.Keys.Rekey
 	est.Keys.Zero()
 	s.out.init()
 	if est.Initiator {
@@ -186,6 +203,14 @@ func (s *Session) idleTick() {
 	if s.isConfirmed() && time.Duration(now-s.lastRecvAt.Load()) > s.cfg.IdleTimeout {
 		s.fail(fmt.Errorf("%w: nothing received for %v", ErrPeerVanished, s.cfg.IdleTimeout))
 		return
+	}
+	if err := s.checkRekeyTimers(time.Duration(now)); err != nil {
+		var ce *CloseError
+		if !errors.As(err, &ce) {
+			s.fail(err)
+			return
+		}
+		s.closeWith(ce.Code, ce.Reason, true)
 	}
 	if time.Duration(now-s.lastSendAt.Load()) >= s.cfg.IdleTimeout/3 {
 		s.mu.Lock()
@@ -228,8 +253,12 @@ func (s *Session) Err() error {
 
 // Stats returns the session's counters.
 func (s *Session) Stats() Stats {
+	s.mu.Lock()
+	epoch, rekeys := s.rk.epoch, s.rk.rekeys
+	s.mu.Unlock()
 	return Stats{PacketsSent: s.stats.pktOut.Load(), PacketsReceived: s.stats.pktIn.Load(),
-		BytesSent: s.stats.bytesOut.Load(), BytesReceived: s.stats.bytesIn.Load()}
+		BytesSent: s.stats.bytesOut.Load(), BytesReceived: s.stats.bytesIn.Load(),
+		Epoch: epoch, Rekeys: rekeys}
 }
 
 // monotonic is the header timestamp: sender-local monotonic nanoseconds
@@ -373,6 +402,9 @@ func (s *Session) handle(p *[]byte) error {
 	if flags&unsupportedFlags != 0 {
 		return s.protocolError(fmt.Sprintf("flags %#04x not supported (compression, fragmentation)", flags&unsupportedFlags))
 	}
+	if s.recvOnKey > s.cfg.RekeyPackets+peerRekeySlackPackets {
+		return s.rekeyFail(fmt.Sprintf("the peer sent over %d packets under one key without rekeying", s.cfg.RekeyPackets+peerRekeySlackPackets))
+	}
 	ch := b[46]
 	switch typ {
 	case wire.TypeData:
@@ -389,8 +421,7 @@ func (s *Session) handle(p *[]byte) error {
 	case wire.TypeClose:
 		return s.onClose(ch, pt)
 	case wire.TypeRekey:
-		s.closeWith(wire.CodeRekeyFail, "rekey is not supported by this implementation yet", true)
-		return errClosing
+		return s.onRekey(ch, pt)
 	default:
 		// HEARTBEAT, CONFIG, ROLLBACK, DISCOVER, JOURNAL, INTEGRITY:
 		// defined by the draft, carried by later layers; authenticated,
@@ -419,6 +450,7 @@ func (s *Session) authenticate(b []byte) ([]byte, error) {
 		return nil, ErrAuthFailed
 	}
 	s.recvNext++
+	s.recvOnKey++
 	s.lastRecv.Store(seq)
 	s.lastRecvAt.Store(int64(s.monotonic()))
 	s.stats.pktIn.Add(1)

@@ -193,14 +193,43 @@ func (s *Session) writeLoop() {
 	}
 	for {
 		s.mu.Lock()
-		for len(s.out.items) == 0 && s.out.creditN == 0 && !s.out.forceAck && s.err == nil {
+		var ctl *rekeyCtl
+		for {
+			if s.err != nil {
+				s.mu.Unlock()
+				return
+			}
+			var err error
+			if ctl, err = s.rekeyStepLocked(); err != nil {
+				s.mu.Unlock()
+				s.fail(err)
+				return
+			}
+			// While our REKEY_INIT is unanswered nothing else may be
+			// sealed: the peer expects it under keys we do not have yet.
+			if ctl != nil || !s.rk.stalled && (len(s.out.items) > 0 || s.out.creditN > 0 || s.out.forceAck) {
+				break
+			}
 			s.mu.Unlock()
 			<-s.out.sig
 			s.mu.Lock()
 		}
-		if s.err != nil {
+		if ctl != nil {
 			s.mu.Unlock()
-			return
+			buf := bufpool.Get(wire.HeaderLen + wire.RekeyLen + wire.TagLen)
+			wire.AppendRekey((*buf)[:wire.HeaderLen], &ctl.msg)
+			err := emit(outPkt{buf: buf, n: wire.RekeyLen, typ: wire.TypeRekey})
+			if err == nil {
+				err = flush()
+			}
+			if err != nil {
+				s.writeFailed(err)
+				return
+			}
+			if ctl.after != nil {
+				s.switchSend(ctl.after) // REKEY_ACK sent at y: new keys from y+1
+			}
+			continue
 		}
 		items := s.out.items
 		s.out.items, s.out.spare = s.out.spare[:0], nil
@@ -260,6 +289,7 @@ func (s *Session) sealPacket(p outPkt) []byte {
 		Seq: s.sendNext, Ack: s.lastRecv.Load(), SID: s.sid, Timestamp: s.monotonic(),
 		Length: uint16(p.n + wire.TagLen), Channel: p.ch})
 	s.sendNext++
+	s.sendOnKey++
 	s.stats.pktOut.Add(1)
 	if p.typ == wire.TypeData {
 		s.stats.bytesOut.Add(uint64(p.n))
