@@ -19,6 +19,7 @@
 package pool
 
 import (
+	"errors"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -53,6 +54,9 @@ type (
 	Code = wire.Code
 	// SessionStats are a session's counters.
 	SessionStats = session.Stats
+	// Telemetry is a session's measurements, the peer's last report and
+	// per-channel counters (Session.Telemetry).
+	Telemetry = session.Telemetry
 	// HandshakeStats are a listener's handshake counters.
 	HandshakeStats = handshake.ServerStats
 	// Path names a session's transport endpoints.
@@ -110,6 +114,11 @@ var (
 	ErrSelfConnection = handshake.ErrSelfConnection
 )
 
+// ErrCompromised is wrapped by the error of a Dial refused because
+// Config.Health reported this node compromised (draft §17.3). The node
+// refuses new sessions until it is restarted.
+var ErrCompromised = errors.New("pool: this node failed a runtime integrity check and refuses new sessions (draft §17.3)")
+
 // DefaultPort is the TCP overlay port.
 const DefaultPort = 9253
 
@@ -149,10 +158,55 @@ type Config struct {
 	IdleTimeout    time.Duration // a peer silent this long is dead (30 s)
 	RekeyPackets   uint64        // rekey after this many packets on one key (2^28)
 	RekeyInterval  time.Duration // rekey when keys are this old (1 h)
+	// HeartbeatInterval is how often telemetry is sent (5 s); a peer
+	// silent for HeartbeatMisses intervals (6) is dead.
+	HeartbeatInterval time.Duration
+	HeartbeatMisses   int
 
 	// OnHandshakeError, if set, is told of every handshake a listener
 	// abandons, with the reason (the client never is: handshake.md §7.3).
 	OnHandshakeError func(remote netip.AddrPort, err error)
+
+	// Health, if set, gates new sessions on this node's runtime integrity
+	// (draft §17.3: a node that fails a runtime integrity check "marks
+	// itself compromised, alerts through channels outside the potentially
+	// compromised code path, and refuses new sessions"). nil means always
+	// healthy. A non-nil error means the node is compromised, and then:
+	//
+	//   - a Listener refuses the handshake: it closes the connection
+	//     without a word, as it does over its pre-authentication caps, and
+	//     counts it in ListenerStats.RefusedUnhealthy. Closing at once
+	//     rather than holding the connection until the client gives up
+	//     makes an honest peer fail fast (and fail over) instead of hanging
+	//     for its handshake timeout, holds no descriptor, and runs none of
+	//     the suspect crypto path for a new peer; saying nothing keeps the
+	//     node's state from strangers, as handshake.md §7.3 does for every
+	//     refusal (the client sees ErrNoChallenge). Health is consulted
+	//     when a connection arrives and again just before ACCEPT is sent,
+	//     so a failure detected mid-handshake still refuses the session.
+	//     A Listener latches the first error: it then refuses every later
+	//     handshake for its lifetime, whatever Health returns afterwards,
+	//     because compromise is permanent until the operator restarts
+	//     the node (§17.3 gives no way back, and a primitive that answers
+	//     right again has not been shown sound).
+	//   - Dial refuses to start a handshake, and refuses to complete a
+	//     session if Health fails while the handshake runs: its error
+	//     wraps ErrCompromised and Health's error. Dial keeps no state
+	//     between calls, so it relies on Health itself staying failed;
+	//     internal/selftest's Monitor, which latches, is meant to back it.
+	//
+	// Established sessions are left alone, on both sides: §17.3 requires
+	// refusing new sessions, not tearing down live ones; their keys were
+	// agreed before the failure was detected, each peer verifies every
+	// packet with its own (independently checked) primitives, so output
+	// a tampered primitive gets wrong ends the session at the peer
+	// anyway; and the sessions belong to the application once Accept or
+	// Dial has returned them, so the application (or the operator, by
+	// restarting) decides whether to close them.
+	//
+	// Health is called for every connection, concurrently: it must be
+	// cheap and safe for concurrent use.
+	Health func() error
 
 	Logger *slog.Logger
 }
@@ -167,7 +221,16 @@ func (c *Config) logger() *slog.Logger {
 func (c *Config) sessionConfig() session.Config {
 	return session.Config{Window: c.Window, ConfirmTimeout: c.ConfirmTimeout,
 		WriteTimeout: c.WriteTimeout, IdleTimeout: c.IdleTimeout,
-		RekeyPackets: c.RekeyPackets, RekeyInterval: c.RekeyInterval, Logger: c.logger()}
+		RekeyPackets: c.RekeyPackets, RekeyInterval: c.RekeyInterval,
+		HeartbeatInterval: c.HeartbeatInterval, HeartbeatMisses: c.HeartbeatMisses, Logger: c.logger()}
+}
+
+// health is Config.Health, nil when unset.
+func (c *Config) health() error {
+	if c.Health == nil {
+		return nil
+	}
+	return c.Health()
 }
 
 func orDefault(d, def time.Duration) time.Duration {

@@ -256,7 +256,7 @@ func TestProtocolDocConstants(t *testing.T) {
 		{"| receive window per channel | 1 MiB", session.DefaultWindow == 1<<20},
 		{"| window-update entries per ACK | ≤ 256 (8 bytes each) |", wire.MaxWindowUpdates == 256 && wire.WindowUpdateLen == 8},
 		{"| CLOSE reason | ≤ 256 bytes UTF-8 |", wire.MaxReasonLen == 256 && wire.CloseFixedLen == 8},
-		{"| idle timeout | 30 s |", session.DefaultIdleTimeout == 30*time.Second},
+		{"| idle timeout | 30 s (interval × misses) |", session.DefaultIdleTimeout == 30*time.Second},
 		{"| write stall timeout | 30 s |", session.DefaultWriteTimeout == 30*time.Second},
 		{"| drain after own CLOSE | 2 s |", session.DefaultDrainTimeout == 2*time.Second},
 		{"| 0x0B | VERSION_DOWNGRADE |", wire.CodeVersionDowngrade == 0x0B},

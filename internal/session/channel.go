@@ -34,6 +34,7 @@ type Channel struct {
 	buffered int
 	granted  int64 // total credit this side gave the peer
 	received int64 // total DATA bytes the peer sent
+	accepted int64 // total bytes Write queued for sending
 	consumed int   // read but not yet granted back
 	// pendingGrant is window not yet granted on a channel we opened
 	pendingGrant int
@@ -300,9 +301,19 @@ func (c *Channel) Write(p []byte) (int, error) {
 			c.mu.Unlock()
 			return written, err
 		}
+		c.mu.Lock()
+		c.accepted += n
+		c.mu.Unlock()
 		written += int(n)
 	}
 	return written, nil
+}
+
+// stats returns the channel's counters for Session.Telemetry.
+func (c *Channel) stats() ChannelStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return ChannelStats{ID: c.id, BytesSent: uint64(c.accepted), BytesReceived: uint64(c.received), Buffered: c.buffered}
 }
 
 func (c *Channel) writableLocked() error {

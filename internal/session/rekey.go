@@ -125,7 +125,7 @@ func (s *Session) rekeyStepLocked() (*rekeyCtl, error) {
 // rekeyDueLocked: our send key has carried enough packets or lived long
 // enough (draft §5.4), or someone asked.
 func (s *Session) rekeyDueLocked() bool {
-	return s.rk.force || s.sendOnKey >= s.cfg.RekeyPackets ||
+	return s.rk.force || s.sendOnKey.Load() >= s.cfg.RekeyPackets ||
 		time.Duration(s.monotonic())-s.rk.keysSince >= s.cfg.RekeyInterval
 }
 
@@ -135,7 +135,9 @@ func (s *Session) switchSend(k *seal.DirectionKeys) {
 	s.sealer.Close()
 	s.sealer = seal.NewProtector(k)
 	k.Zero()
-	s.sendOnKey = 0
+	s.sendOnKey.Store(0)
+	s.tele.tx.Epoch++
+	s.tele.tx.EpochFirstSeq = s.sendNext
 }
 
 // switchRecv is the reader's key switch, right after the REKEY that marks
@@ -146,6 +148,8 @@ func (s *Session) switchRecv(k *seal.DirectionKeys) {
 	s.opener = seal.NewProtector(k)
 	k.Zero()
 	s.recvOnKey = 0
+	s.tele.rx.Epoch++
+	s.tele.rx.EpochFirstSeq = s.recvNext
 }
 
 // directions splits epoch keys into ours and the peer's: directions follow

@@ -72,7 +72,15 @@ type Config struct {
 	// 2^28 packets, one hour). Lower them only to test.
 	RekeyPackets  uint64
 	RekeyInterval time.Duration
-	Logger        *slog.Logger
+	// HeartbeatInterval is how often a telemetry HEARTBEAT is sent (5 s,
+	// draft §8). HeartbeatMisses is how many intervals of silence make the
+	// peer dead (6); it sets IdleTimeout when that is not given.
+	HeartbeatInterval time.Duration
+	HeartbeatMisses   int
+	// JournalHead, if set, gives the first 8 bytes of the journal chain
+	// head each HEARTBEAT carries (0 without a journal).
+	JournalHead func() uint64
+	Logger      *slog.Logger
 }
 
 // Stats are a session's cumulative counters.
@@ -104,7 +112,7 @@ type Session struct {
 	// Send state, owned by the writer goroutine.
 	sealer    *seal.Protector
 	sendNext  uint64
-	sendOnKey uint64 // packets sealed under the current send key
+	sendOnKey atomic.Uint64 // packets sealed under the current send key (the idle timer reads it)
 
 	mu    sync.Mutex
 	chans [NumChannels]*Channel
@@ -120,6 +128,10 @@ type Session struct {
 	peerClose *CloseError
 	out       sendQueue
 	rk        rekeyState
+	tele      telemetry
+	hbTimer   *time.Timer
+	// firstSendSeq is our first traffic seq, for the peer's cross-checks.
+	firstSendSeq uint64
 
 	lastRecvAt atomic.Int64 // monotonic ns of the last authenticated packet
 	lastSendAt atomic.Int64 // monotonic ns of the last write
@@ -148,8 +160,14 @@ func New(conn transport.Conn, est *handshake.Established, cfg Config) *Session {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
 	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.HeartbeatMisses <= 0 {
+		cfg.HeartbeatMisses = DefaultHeartbeatMisses
+	}
 	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = DefaultIdleTimeout
+		cfg.IdleTimeout = cfg.HeartbeatInterval * time.Duration(cfg.HeartbeatMisses)
 	}
 	if cfg.RekeyPackets == 0 {
 		cfg.RekeyPackets = DefaultRekeyPackets
@@ -176,6 +194,13 @@ func New(conn transport.Conn, est *handshake.Established, cfg Config) *Session {
 	s.sealer, s.opener = seal.NewProtector(send), seal.NewProtector(recv)
 	s.rk.static, s.rk.ratchet = est.Static, est.Keys.Rekey
 	est.Keys.Zero()
+	s.firstSendSeq = est.SendSeq
+	ourRole, peerRole := wire.RoleClient, wire.RoleServer
+	if !est.Initiator {
+		ourRole, peerRole = peerRole, ourRole
+	}
+	s.tele.tx = wire.DigestState{Role: ourRole, SID: est.SID, EpochFirstSeq: est.SendSeq}
+	s.tele.rx = wire.DigestState{Role: peerRole, SID: est.SID, EpochFirstSeq: est.RecvSeq}
 	s.out.init()
 	if est.Initiator {
 		// The client's first traffic packet confirms it to the server
@@ -186,6 +211,10 @@ func New(conn transport.Conn, est *handshake.Established, cfg Config) *Session {
 		_ = conn.SetReadDeadline(time.Now().Add(cfg.ConfirmTimeout))
 	}
 	s.idle = time.AfterFunc(cfg.IdleTimeout/3, s.idleTick)
+	// The first telemetry goes out at once (PROTOCOL.md §7.9 "When"); it
+	// is also the layer signal of §7.7.
+	s.out.heartbeat = true
+	s.hbTimer = time.AfterFunc(cfg.HeartbeatInterval, s.heartbeatTick)
 	go s.readLoop()
 	go s.writeLoop()
 	return s
@@ -201,7 +230,8 @@ func (s *Session) idleTick() {
 	}
 	now := int64(s.monotonic())
 	if s.isConfirmed() && time.Duration(now-s.lastRecvAt.Load()) > s.cfg.IdleTimeout {
-		s.fail(fmt.Errorf("%w: nothing received for %v", ErrPeerVanished, s.cfg.IdleTimeout))
+		s.fail(fmt.Errorf("%w: nothing received for %v (%d heartbeat intervals)", ErrPeerVanished,
+			s.cfg.IdleTimeout, int(s.cfg.IdleTimeout/s.cfg.HeartbeatInterval)))
 		return
 	}
 	if err := s.checkRekeyTimers(time.Duration(now)); err != nil {
@@ -277,6 +307,9 @@ func (s *Session) fail(err error) {
 	close(s.done)
 	if s.idle != nil {
 		s.idle.Stop()
+	}
+	if s.hbTimer != nil {
+		s.hbTimer.Stop()
 	}
 	s.out.discard()
 	s.mu.Unlock()
@@ -382,6 +415,7 @@ func (s *Session) handle(p *[]byte) error {
 		return err
 	}
 	typ := wire.PacketType(b)
+	s.noteReceived(b, pt)
 	if closing {
 		// Draining after our CLOSE: act on nothing, but notice the peer's
 		// own CLOSE, which tells the application the peer finished too.
@@ -422,6 +456,8 @@ func (s *Session) handle(p *[]byte) error {
 		return s.onClose(ch, pt)
 	case wire.TypeRekey:
 		return s.onRekey(ch, pt)
+	case wire.TypeHeartbeat:
+		return s.onHeartbeat(b, pt, binary.BigEndian.Uint64(b[4:12]))
 	default:
 		// HEARTBEAT, CONFIG, ROLLBACK, DISCOVER, JOURNAL, INTEGRITY:
 		// defined by the draft, carried by later layers; authenticated,
@@ -452,6 +488,7 @@ func (s *Session) authenticate(b []byte) ([]byte, error) {
 	s.recvNext++
 	s.recvOnKey++
 	s.lastRecv.Store(seq)
+	s.noteAuthenticated(seq, len(b))
 	s.lastRecvAt.Store(int64(s.monotonic()))
 	s.stats.pktIn.Add(1)
 	if !s.isConfirmed() {

@@ -457,11 +457,11 @@ func TestUnconfirmedExpires(t *testing.T) {
 func TestSequenceLimit(t *testing.T) {
 	ce, se := handshakePair(t)
 	cc, sc := tcpPair(t)
-	ce.SendSeq = SeqLimit - 1
-	se.RecvSeq = SeqLimit - 1
+	ce.SendSeq = SeqLimit - 2
+	se.RecvSeq = SeqLimit - 2
 	cli, srv := New(cc, ce, Config{}), New(sc, se, Config{})
 	defer srv.Close()
-	waitConfirmed(t, srv) // the first ACK used SeqLimit-1
+	waitConfirmed(t, srv) // the first HEARTBEAT and ACK used SeqLimit-2 and -1
 	ch, _ := cli.OpenChannel(0)
 	ch.Write([]byte("one too many"))
 	if err := waitDone(t, cli); err == nil || !bytes.Contains([]byte(err.Error()), []byte("sequence space")) {

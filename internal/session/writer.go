@@ -17,6 +17,9 @@ type outPkt struct {
 	typ  wire.Type
 	ch   uint8
 	last bool // the session CLOSE: nothing follows it
+	// telemetry marks a HEARTBEAT whose plaintext is written at sealing
+	// (PROTOCOL.md §7.9 "Filled in at sealing").
+	telemetry bool
 }
 
 // sendQueue is the session's outgoing queue, guarded by Session.mu. DATA
@@ -28,6 +31,7 @@ type sendQueue struct {
 	credit       [NumChannels]uint32
 	creditN      int
 	forceAck     bool
+	heartbeat    bool // a telemetry HEARTBEAT is due
 	sig          chan struct{}
 	space        chan struct{} // closed when queue space frees; nil if nobody waits
 }
@@ -207,7 +211,7 @@ func (s *Session) writeLoop() {
 			}
 			// While our REKEY_INIT is unanswered nothing else may be
 			// sealed: the peer expects it under keys we do not have yet.
-			if ctl != nil || !s.rk.stalled && (len(s.out.items) > 0 || s.out.creditN > 0 || s.out.forceAck) {
+			if ctl != nil || !s.rk.stalled && (len(s.out.items) > 0 || s.out.creditN > 0 || s.out.forceAck || s.out.heartbeat) {
 				break
 			}
 			s.mu.Unlock()
@@ -247,10 +251,15 @@ func (s *Session) writeLoop() {
 		}
 		sendAck := len(ackPT) > 0 || s.out.forceAck
 		s.out.forceAck = false
+		heartbeat := s.out.heartbeat
+		s.out.heartbeat = false
 		s.mu.Unlock()
 
 		var err error
-		if sendAck {
+		if heartbeat {
+			err = emit(s.telemetryPacket())
+		}
+		if sendAck && err == nil {
 			buf := bufpool.Get(wire.HeaderLen + len(ackPT) + wire.TagLen)
 			copy((*buf)[wire.HeaderLen:], ackPT)
 			err = emit(outPkt{buf: buf, n: len(ackPT), typ: wire.TypeAck})
@@ -284,12 +293,18 @@ func (s *Session) writeLoop() {
 
 // sealPacket writes the header of p and seals it in place.
 func (s *Session) sealPacket(p outPkt) []byte {
+	flags, ack, ts := wire.FlagEncrypted, s.lastRecv.Load(), s.monotonic()
+	if p.telemetry {
+		_, ack = s.fillTelemetry((*p.buf)[wire.HeaderLen:wire.HeaderLen], s.sendNext, ts)
+		flags = wire.FlagsTelemetry
+	}
 	b := (*p.buf)[:wire.HeaderLen+p.n]
-	wire.PutHeader(b, &wire.Header{Version: wire.Version1, Type: p.typ, Flags: wire.FlagEncrypted,
-		Seq: s.sendNext, Ack: s.lastRecv.Load(), SID: s.sid, Timestamp: s.monotonic(),
+	wire.PutHeader(b, &wire.Header{Version: wire.Version1, Type: p.typ, Flags: flags,
+		Seq: s.sendNext, Ack: ack, SID: s.sid, Timestamp: ts,
 		Length: uint16(p.n + wire.TagLen), Channel: p.ch})
+	s.noteSent(&p)
 	s.sendNext++
-	s.sendOnKey++
+	s.sendOnKey.Add(1)
 	s.stats.pktOut.Add(1)
 	if p.typ == wire.TypeData {
 		s.stats.bytesOut.Add(uint64(p.n))
