@@ -101,6 +101,7 @@ func (c *Channel) deliver(pt []byte, p *[]byte) error {
 	c.pendingGrant = 0
 	c.granted += int64(g)
 	c.mu.Unlock()
+	c.s.noteUnread(len(pt))
 	if g > 0 {
 		c.s.grant(c.id, g)
 	}
@@ -185,7 +186,11 @@ func (c *Channel) dropRecvLocked() {
 	}
 	clear(c.recv)
 	c.recv = c.recv[:0]
-	c.buffered = 0
+	if c.buffered > 0 {
+		n := c.buffered
+		c.buffered = 0
+		c.s.noteUnread(-n) // c.mu before s.mu, as grant does
+	}
 }
 
 // Read reads data the peer sent on this channel. It returns io.EOF after
@@ -255,6 +260,9 @@ func (c *Channel) copyOutLocked(p []byte) int {
 	}
 	c.buffered -= n
 	c.consumed += n
+	if n > 0 {
+		c.s.noteUnread(-n)
+	}
 	if c.consumed >= c.s.cfg.Window/4 && !c.remoteFIN {
 		g := c.consumed
 		c.consumed = 0

@@ -80,7 +80,12 @@ type Config struct {
 	// JournalHead, if set, gives the first 8 bytes of the journal chain
 	// head each HEARTBEAT carries (0 without a journal).
 	JournalHead func() uint64
-	Logger      *slog.Logger
+	// OverloadHighWater is the unread data over all channels at which the
+	// session asks the peer to pause (64 MiB); OverloadPause is how long
+	// (1 s). PROTOCOL.md §7.13.
+	OverloadHighWater int
+	OverloadPause     time.Duration
+	Logger            *slog.Logger
 }
 
 // Stats are a session's cumulative counters.
@@ -129,6 +134,7 @@ type Session struct {
 	out       sendQueue
 	rk        rekeyState
 	tele      telemetry
+	ov        overload
 	hbTimer   *time.Timer
 	// firstSendSeq is our first traffic seq, for the peer's cross-checks.
 	firstSendSeq uint64
@@ -174,6 +180,12 @@ func New(conn transport.Conn, est *handshake.Established, cfg Config) *Session {
 	}
 	if cfg.RekeyInterval <= 0 {
 		cfg.RekeyInterval = DefaultRekeyInterval
+	}
+	if cfg.OverloadHighWater <= 0 {
+		cfg.OverloadHighWater = DefaultOverloadHighWater
+	}
+	if cfg.OverloadPause <= 0 {
+		cfg.OverloadPause = DefaultOverloadPause
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -222,10 +222,12 @@ func (s *Session) noteAuthenticated(seq uint64, size int) {
 // yet) or telemetry, whose state digest must match our replica.
 func (s *Session) onHeartbeat(b, pt []byte, seq uint64) error {
 	if len(pt) == wire.NoticeLen {
-		if _, err := wire.ParseNotice(pt); err != nil {
+		n, err := wire.ParseNotice(pt)
+		if err != nil {
 			return s.protocolError(err.Error())
 		}
-		return nil // notices are advisory (§7.13); acting on them is later work
+		s.onNotice(n)
+		return nil
 	}
 	tm, err := wire.ParseTelemetry(pt)
 	if err != nil {

@@ -32,6 +32,7 @@ type sendQueue struct {
 	creditN      int
 	forceAck     bool
 	heartbeat    bool // a telemetry HEARTBEAT is due
+	notices      []outPkt
 	sig          chan struct{}
 	space        chan struct{} // closed when queue space frees; nil if nobody waits
 }
@@ -211,7 +212,8 @@ func (s *Session) writeLoop() {
 			}
 			// While our REKEY_INIT is unanswered nothing else may be
 			// sealed: the peer expects it under keys we do not have yet.
-			if ctl != nil || !s.rk.stalled && (len(s.out.items) > 0 || s.out.creditN > 0 || s.out.forceAck || s.out.heartbeat) {
+			if ctl != nil || !s.rk.stalled && (s.itemsSendableLocked() || len(s.out.notices) > 0 ||
+				s.out.creditN > 0 || s.out.forceAck || s.out.heartbeat) {
 				break
 			}
 			s.mu.Unlock()
@@ -235,10 +237,30 @@ func (s *Session) writeLoop() {
 			}
 			continue
 		}
+		// While the peer asked for a pause (OVERLOAD, PROTOCOL.md §7.13)
+		// DATA waits, and everything queued behind it, so order holds;
+		// what precedes the first DATA (FINs, RSTs) still goes.
 		items := s.out.items
-		s.out.items, s.out.spare = s.out.spare[:0], nil
-		s.out.bytes = 0
-		s.out.freed()
+		if s.pausedLocked() && !s.closing {
+			k := 0
+			for k < len(items) && items[k].typ != wire.TypeData {
+				k++
+			}
+			held := items[k:]
+			items = append(s.out.spare[:0], items[:k]...)
+			s.out.items = held
+			s.out.spare = nil
+			s.out.bytes = 0
+			for _, h := range held {
+				s.out.bytes += h.n
+			}
+		} else {
+			s.out.items, s.out.spare = s.out.spare[:0], nil
+			s.out.bytes = 0
+			s.out.freed()
+		}
+		notices := s.out.notices
+		s.out.notices = nil
 		ackPT = ackPT[:0]
 		if s.out.creditN > 0 {
 			for ch, n := range s.out.credit {
@@ -256,7 +278,14 @@ func (s *Session) writeLoop() {
 		s.mu.Unlock()
 
 		var err error
-		if heartbeat {
+		for _, n := range notices {
+			if err == nil {
+				err = emit(n)
+			} else {
+				bufpool.Put(n.buf)
+			}
+		}
+		if heartbeat && err == nil {
 			err = emit(s.telemetryPacket())
 		}
 		if sendAck && err == nil {
@@ -289,6 +318,15 @@ func (s *Session) writeLoop() {
 			return
 		}
 	}
+}
+
+// itemsSendableLocked: queued packets exist and the peer's OVERLOAD pause
+// does not hold the first of them.
+func (s *Session) itemsSendableLocked() bool {
+	if len(s.out.items) == 0 {
+		return false
+	}
+	return s.closing || s.out.items[0].typ != wire.TypeData || !s.pausedLocked()
 }
 
 // sealPacket writes the header of p and seals it in place.
