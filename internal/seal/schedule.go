@@ -72,10 +72,13 @@ func (d *DirectionKeys) Zero() { clear(d.Enc[:]); clear(d.HMAC[:]); clear(d.Seq[
 type EpochKeys struct {
 	C2S, S2C DirectionKeys
 	Rekey    [KeyLen]byte // R_n, the ratchet secret for the next rekey
+	// Integrity is K_int(n), the key of INTEGRITY proofs (PROTOCOL.md
+	// §7.12): drawn from the live schedule, never a traffic key reused.
+	Integrity [KeyLen]byte
 }
 
 // Zero wipes all keys.
-func (e *EpochKeys) Zero() { e.C2S.Zero(); e.S2C.Zero(); clear(e.Rekey[:]) }
+func (e *EpochKeys) Zero() { e.C2S.Zero(); e.S2C.Zero(); clear(e.Rekey[:]); clear(e.Integrity[:]) }
 
 // DeriveEpoch expands a master secret (M0 from the handshake, M_n from a
 // rekey) into directional traffic keys and the next ratchet secret
@@ -83,8 +86,9 @@ func (e *EpochKeys) Zero() { e.C2S.Zero(); e.S2C.Zero(); clear(e.Rekey[:]) }
 func DeriveEpoch(master *[KeyLen]byte) EpochKeys {
 	m := master[:]
 	return EpochKeys{
-		C2S:   DirectionKeys{Enc: Expand(m, "c2s key", nil), HMAC: Expand(m, "c2s hmac", nil), Seq: Expand(m, "c2s seq", nil)},
-		S2C:   DirectionKeys{Enc: Expand(m, "s2c key", nil), HMAC: Expand(m, "s2c hmac", nil), Seq: Expand(m, "s2c seq", nil)},
-		Rekey: Expand(m, "rekey", nil),
+		C2S:       DirectionKeys{Enc: Expand(m, "c2s key", nil), HMAC: Expand(m, "c2s hmac", nil), Seq: Expand(m, "c2s seq", nil)},
+		S2C:       DirectionKeys{Enc: Expand(m, "s2c key", nil), HMAC: Expand(m, "s2c hmac", nil), Seq: Expand(m, "s2c seq", nil)},
+		Rekey:     Expand(m, "rekey", nil),
+		Integrity: Expand(m, "integrity", nil),
 	}
 }

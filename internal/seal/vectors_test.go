@@ -159,3 +159,33 @@ func TestSealAllocs(t *testing.T) {
 		t.Errorf("%v allocations per seal+open, want 0", allocs)
 	}
 }
+
+// TestIntegrityKeyVectors: K_int of epochs 0 and 1 (PROTOCOL.md §7.12) come
+// out of DeriveEpoch as the session vectors give them.
+func TestIntegrityKeyVectors(t *testing.T) {
+	hs := readJSON(t, "../../testdata/handshake-v1.json")
+	sv := readJSON(t, "../../testdata/session-v1.json")
+	for _, c := range []struct{ master, want string }{
+		{hs["key_schedule"].(map[string]any)["M0"].(string), sv["integrity"].(map[string]any)["key_epoch0"].(string)},
+		{hs["rekey"].(map[string]any)["M1"].(string), sv["integrity"].(map[string]any)["key_epoch1"].(string)},
+	} {
+		m, _ := hex.DecodeString(c.master)
+		k := DeriveEpoch((*[KeyLen]byte)(m))
+		if got := hex.EncodeToString(k.Integrity[:]); got != c.want {
+			t.Errorf("K_int = %s, want %s", got, c.want)
+		}
+	}
+}
+
+func readJSON(t *testing.T, path string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v map[string]any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

@@ -218,6 +218,7 @@ func (s *Session) onRekey(ch uint8, pt []byte) error {
 	s.mu.Lock()
 	rk.ratchet, rk.epoch, rk.rekeys = keys.Rekey, m.Epoch, rk.rekeys+1
 	rk.ack, rk.ackKeys, rk.responding = &ack, *send, false
+	s.newIntegrityKeyLocked(m.Epoch, &keys.Integrity)
 	rk.keysSince = time.Duration(s.monotonic())
 	s.mu.Unlock()
 	keys.Zero()
@@ -251,6 +252,7 @@ func (s *Session) onRekeyAck(m *wire.Rekey) error {
 	s.mu.Lock()
 	rk.ratchet, rk.epoch, rk.rekeys = keys.Rekey, m.Epoch, rk.rekeys+1
 	rk.pending, rk.eI, rk.stalled, rk.nextSend = false, nil, false, &next
+	s.newIntegrityKeyLocked(m.Epoch, &keys.Integrity)
 	rk.keysSince = time.Duration(s.monotonic())
 	s.mu.Unlock()
 	keys.Zero()

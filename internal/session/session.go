@@ -85,7 +85,12 @@ type Config struct {
 	// (1 s). PROTOCOL.md §7.13.
 	OverloadHighWater int
 	OverloadPause     time.Duration
-	Logger            *slog.Logger
+	// IntegrityInterval is how often the peer's crypto path is challenged
+	// (60 s, PROTOCOL.md §7.12). OnIntegrityFailure, if set, is told when
+	// a proof is wrong, so the node can fail closed (draft §17.3).
+	IntegrityInterval  time.Duration
+	OnIntegrityFailure func(error)
+	Logger             *slog.Logger
 }
 
 // Stats are a session's cumulative counters.
@@ -135,6 +140,7 @@ type Session struct {
 	rk        rekeyState
 	tele      telemetry
 	ov        overload
+	integ     integrityState
 	hbTimer   *time.Timer
 	// firstSendSeq is our first traffic seq, for the peer's cross-checks.
 	firstSendSeq uint64
@@ -187,6 +193,9 @@ func New(conn transport.Conn, est *handshake.Established, cfg Config) *Session {
 	if cfg.OverloadPause <= 0 {
 		cfg.OverloadPause = DefaultOverloadPause
 	}
+	if cfg.IntegrityInterval <= 0 {
+		cfg.IntegrityInterval = DefaultIntegrityInterval
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -205,6 +214,7 @@ func New(conn transport.Conn, est *handshake.Established, cfg Config) *Session {
 	}
 	s.sealer, s.opener = seal.NewProtector(send), seal.NewProtector(recv)
 	s.rk.static, s.rk.ratchet = est.Static, est.Keys.Rekey
+	s.integ.key = est.Keys.Integrity
 	est.Keys.Zero()
 	s.firstSendSeq = est.SendSeq
 	ourRole, peerRole := wire.RoleClient, wire.RoleServer
@@ -227,6 +237,7 @@ func New(conn transport.Conn, est *handshake.Established, cfg Config) *Session {
 	// is also the layer signal of §7.7.
 	s.out.heartbeat = true
 	s.hbTimer = time.AfterFunc(cfg.HeartbeatInterval, s.heartbeatTick)
+	s.integ.timer = time.AfterFunc(cfg.IntegrityInterval, s.integrityTick)
 	go s.readLoop()
 	go s.writeLoop()
 	return s
@@ -323,6 +334,10 @@ func (s *Session) fail(err error) {
 	if s.hbTimer != nil {
 		s.hbTimer.Stop()
 	}
+	if s.integ.timer != nil {
+		s.integ.timer.Stop()
+	}
+	s.settleLocked(err)
 	s.out.discard()
 	s.mu.Unlock()
 	s.out.wake()
@@ -470,6 +485,8 @@ func (s *Session) handle(p *[]byte) error {
 		return s.onRekey(ch, pt)
 	case wire.TypeHeartbeat:
 		return s.onHeartbeat(b, pt, binary.BigEndian.Uint64(b[4:12]))
+	case wire.TypeIntegrity:
+		return s.onIntegrity(ch, pt)
 	default:
 		// HEARTBEAT, CONFIG, ROLLBACK, DISCOVER, JOURNAL, INTEGRITY:
 		// defined by the draft, carried by later layers; authenticated,
