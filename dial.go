@@ -34,7 +34,7 @@ var (
 	// ErrNoChallenge: the server closed the connection instead of
 	// answering our INIT. Servers drop INITs silently (handshake.md §8.3),
 	// so this is all a client can know.
-	ErrNoChallenge = errors.New("pool: the server closed the connection without a CHALLENGE: it is not the identity we pinned (wrong peer key?), our clock is more than 30 s off, or it is rate-limiting us")
+	ErrNoChallenge = errors.New("pool: the server closed the connection without a CHALLENGE: it is not the identity we pinned (wrong peer key?), our clock is more than 30 s off, it is rate-limiting us, or it refuses every new session because it failed a runtime integrity check (its \"pool status\" says so)")
 )
 
 // Dial connects to the node at address ("host", "host:port", "[v6]:port";
@@ -60,6 +60,10 @@ func dial(ctx context.Context, address string, hc handshake.ClientConfig, cfg *C
 	if cfg == nil || cfg.Identity == nil {
 		return nil, errors.New("pool: Dial needs Config.Identity")
 	}
+	// Fail closed (draft §17.3): a compromised node starts no session.
+	if err := cfg.health(); err != nil {
+		return nil, fmt.Errorf("%w: not dialing %s: %w", ErrCompromised, address, err)
+	}
 	timeout := orDefault(cfg.HandshakeTimeout, DefaultHandshakeTimeout)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -79,6 +83,14 @@ func dial(ctx context.Context, address string, hc handshake.ClientConfig, cfg *C
 			return nil, fmt.Errorf("%w after %v with %s: %v", ErrHandshakeTimeout, time.Since(start).Round(time.Millisecond), address, err)
 		}
 		return nil, fmt.Errorf("pool: handshake with %s: %w", address, err)
+	}
+	// The session exists once our first packet confirms it; a failure
+	// detected while the handshake ran still refuses it. The server then
+	// sees a client that never confirmed.
+	if err := cfg.health(); err != nil {
+		tc.Close()
+		est.Keys.Zero()
+		return nil, fmt.Errorf("%w: abandoned the handshake with %s: %w", ErrCompromised, address, err)
 	}
 	_ = tc.SetDeadline(time.Time{})
 	s := session.New(tc, est, cfg.sessionConfig())

@@ -29,8 +29,13 @@ const (
 
 // ListenerStats counts what a listener did with connections.
 type ListenerStats struct {
-	Handshake        handshake.ServerStats
-	RefusedPreAuth   uint64 // over the pre-auth caps
+	Handshake      handshake.ServerStats
+	RefusedPreAuth uint64 // over the pre-auth caps
+	// RefusedUnhealthy counts handshakes refused because Config.Health
+	// reported the node compromised (draft §17.3): connections closed on
+	// arrival, and handshakes abandoned just before ACCEPT. They are not
+	// counted in FailedHandshakes.
+	RefusedUnhealthy uint64
 	FailedHandshakes uint64
 	Sessions         uint64
 	PreAuthInUse     int
@@ -51,6 +56,9 @@ type Listener struct {
 	once   sync.Once
 
 	refused, failed, sessions atomic.Uint64
+	refusedUnhealthy          atomic.Uint64
+	// unhealthy latches the first error of Config.Health (see health).
+	unhealthy atomic.Pointer[error]
 }
 
 // Listen opens a dual-stack listener at address (":9253" when empty; IPv4
@@ -115,7 +123,28 @@ func (l *Listener) Identity() PublicKey { return l.cfg.Identity.Public }
 // Stats returns the listener's counters.
 func (l *Listener) Stats() ListenerStats {
 	return ListenerStats{Handshake: l.srv.Stats(), RefusedPreAuth: l.refused.Load(),
-		FailedHandshakes: l.failed.Load(), Sessions: l.sessions.Load(), PreAuthInUse: l.pre.InUse()}
+		RefusedUnhealthy: l.refusedUnhealthy.Load(), FailedHandshakes: l.failed.Load(),
+		Sessions: l.sessions.Load(), PreAuthInUse: l.pre.InUse()}
+}
+
+// health says whether the listener may admit a new session: nil, or why
+// not. The first error of Config.Health is latched: from then on the
+// listener refuses every handshake without asking again, so that a node
+// found compromised stays closed to new sessions until it is restarted
+// (draft §17.3), whatever Health says later.
+func (l *Listener) health() error {
+	if p := l.unhealthy.Load(); p != nil {
+		return *p
+	}
+	err := l.cfg.health()
+	if err == nil {
+		return nil
+	}
+	if l.unhealthy.CompareAndSwap(nil, &err) {
+		l.log.Error("refusing every new session from now on: this node failed a runtime integrity check (draft §17.3)",
+			"err", err)
+	}
+	return *l.unhealthy.Load()
 }
 
 // Accept waits for the next confirmed session: one whose client has proven
@@ -174,6 +203,14 @@ func (l *Listener) acceptLoop() {
 			continue
 		}
 		delay = 0
+		if l.health() != nil {
+			// Fail closed (draft §17.3), and silently, like the
+			// pre-auth refusal below: see Config.Health.
+			l.refusedUnhealthy.Add(1)
+			l.log.Debug("node compromised; connection refused", "remote", c.RemoteAddr().String())
+			c.Close()
+			continue
+		}
 		tc := transport.NewTCPConn(c, true)
 		ip := tc.Path().Client.Addr()
 		if !l.pre.Acquire(ip) {
@@ -202,6 +239,12 @@ func (l *Listener) serve(tc *transport.TCPConn) {
 	stop := context.AfterFunc(l.ctx, func() { tc.Close() })
 	defer stop()
 	est, err := l.serverHandshake(tc)
+	if errors.Is(err, ErrCompromised) {
+		l.refusedUnhealthy.Add(1)
+		l.log.Debug("node compromised; handshake abandoned before ACCEPT", "remote", tc.RemoteAddr().String())
+		tc.Close()
+		return
+	}
 	if err != nil {
 		l.handshakeFailed(tc, err)
 		return
@@ -291,6 +334,12 @@ func (l *Listener) serverHandshake(tc *transport.TCPConn) (*handshake.Establishe
 	}
 	if est == nil { // a retransmission; over TCP a second RESPONSE is never valid
 		return nil, handshake.ErrReplay
+	}
+	// ACCEPT creates the session; a node found compromised while the
+	// handshake ran must not send it (draft §17.3).
+	if err := l.health(); err != nil {
+		est.Keys.Zero()
+		return nil, fmt.Errorf("%w: %w", ErrCompromised, err)
 	}
 	if _, err := tc.Write(accept); err != nil {
 		est.Keys.Zero()

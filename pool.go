@@ -103,6 +103,8 @@ var (
 	ErrUnconfirmed  = session.ErrUnconfirmed
 	ErrChannelInUse = session.ErrChannelInUse
 	ErrNoChannel    = session.ErrNoChannel
+	ErrIntegrity    = session.ErrIntegrity
+	ErrRekeyTimeout = session.ErrRekeyTimeout
 )
 
 // Reasons a listener abandons a handshake, as passed to
@@ -162,6 +164,11 @@ type Config struct {
 	// silent for HeartbeatMisses intervals (6) is dead.
 	HeartbeatInterval time.Duration
 	HeartbeatMisses   int
+	// IntegrityInterval is how often the peer's crypto path is challenged
+	// (60 s); OnIntegrityFailure is told when a proof is wrong (the
+	// session is then closed), so a node can fail closed (draft §17.3).
+	IntegrityInterval  time.Duration
+	OnIntegrityFailure func(error)
 
 	// OnHandshakeError, if set, is told of every handshake a listener
 	// abandons, with the reason (the client never is: handshake.md §7.3).
@@ -222,7 +229,8 @@ func (c *Config) sessionConfig() session.Config {
 	return session.Config{Window: c.Window, ConfirmTimeout: c.ConfirmTimeout,
 		WriteTimeout: c.WriteTimeout, IdleTimeout: c.IdleTimeout,
 		RekeyPackets: c.RekeyPackets, RekeyInterval: c.RekeyInterval,
-		HeartbeatInterval: c.HeartbeatInterval, HeartbeatMisses: c.HeartbeatMisses, Logger: c.logger()}
+		HeartbeatInterval: c.HeartbeatInterval, HeartbeatMisses: c.HeartbeatMisses,
+		IntegrityInterval: c.IntegrityInterval, OnIntegrityFailure: c.OnIntegrityFailure, Logger: c.logger()}
 }
 
 // health is Config.Health, nil when unset.

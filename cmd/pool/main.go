@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"strings"
 
+	"github.com/pool-go/pool/internal/node"
 	"github.com/spf13/cobra"
 )
 
@@ -21,6 +22,11 @@ const (
 	exitOK    = 0
 	exitError = 1 // the command failed
 	exitUsage = 2 // the command line was wrong
+	// exitIntegrity: "pool node" refused to start because a runtime
+	// integrity self-test failed (draft §17.3). packaging/pool.service
+	// does not restart on it: a node must not come up by retrying until
+	// a faulty primitive happens to pass.
+	exitIntegrity = 3
 )
 
 func main() {
@@ -43,6 +49,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "pool: %s\n", strings.TrimPrefix(err.Error(), "pool: "))
+	if errors.Is(err, node.ErrSelftestFailed) {
+		return exitIntegrity
+	}
 	var ue usageError
 	if errors.As(err, &ue) {
 		if cmd == nil {

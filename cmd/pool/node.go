@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -32,6 +33,17 @@ accepts those whose keys are authorized; it keeps a session to each
 up to 60 s, with jitter) whenever a session ends; and it answers "pool
 status", "pool sessions", "pool peers" and "pool reload" on its control
 socket (a Unix socket with mode 0600, /run/pool/control.sock by default).
+
+Before anything else the node runs its runtime integrity self-tests (draft
+section 17.3): known-answer tests of every cryptographic primitive it uses,
+and health tests of its random source. If one fails, it refuses to start,
+naming the primitive, and exits with status 3 (the systemd unit does not
+restart on it). It repeats them every selftest_interval (1m by default);
+a node that fails one while running is compromised for good: it logs an
+ERROR, writes a "POOL NODE COMPROMISED" line straight to stderr, refuses
+every new session, stops redialing its peers, and reports it in "pool
+status" and "pool peers" until it is restarted. It keeps running, so that
+it can be inspected; it never recovers by itself.
 
 The configuration is a TOML file; docs/OPERATIONS.md documents every key
 and docs/node.example.toml is a commented example. A configuration with a
@@ -73,7 +85,7 @@ Example:
 			if err != nil {
 				return err
 			}
-			return runNode(cmd.Context(), cfg, slog.New(h), &level)
+			return runNode(cmd.Context(), cfg, slog.New(h), &level, cmd.ErrOrStderr())
 		},
 	}
 	cmd.Flags().StringVarP(&config, "config", "c", "", "the node's configuration file (TOML; required)")
@@ -83,14 +95,16 @@ Example:
 
 // runNode runs the node until ctx ends or a stop signal arrives, reloading
 // on SIGHUP.
-func runNode(ctx context.Context, cfg *node.Config, log *slog.Logger, level *slog.LevelVar) error {
+// alert receives the node's compromised alert (node.Options.Alert): stderr,
+// written directly rather than through the log handler.
+func runNode(ctx context.Context, cfg *node.Config, log *slog.Logger, level *slog.LevelVar, alert io.Writer) error {
 	// Signals are watched before the node starts, so that none is lost
 	// and none kills the process with the default action.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	n, err := node.Start(cfg, node.Options{Logger: log, Level: level})
+	n, err := node.Start(cfg, node.Options{Logger: log, Level: level, Alert: alert})
 	if err != nil {
 		return err
 	}

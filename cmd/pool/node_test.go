@@ -288,7 +288,7 @@ func TestControlCmdsTables(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"status", "--control", aSock}, []string{"identity    " + aID.Public.String(), "sessions    1\n",
+		{[]string{"status", "--control", aSock}, []string{"integrity   ok (self-tests pass; every 1m0s, ", "identity    " + aID.Public.String(), "sessions    1\n",
 			"1 keys in authorized_peers", "1 accepted, 0 failed", "address     pool:"}},
 		{[]string{"status", "--control", bSock}, []string{"listen      off", "peers       1 of 1 connected"}},
 		{[]string{"sessions", "--control", bSock}, []string{"ID", "PEER", "DIRECTION", "alpha (", "outbound"}},

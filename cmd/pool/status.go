@@ -14,9 +14,15 @@ func newStatusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status [--control PATH] [--json]",
 		Short: "Show the running node's identity, listener, sessions and counters",
-		Long: `status shows what the running node is: its public key and address, where
-it listens, how long it has run, how many sessions it has and how many of
-its configured peers are connected, and its handshake counters.
+		Long: `status shows what the running node is: whether it passes its runtime
+integrity self-tests, its public key and address, where it listens, how
+long it has run, how many sessions it has and how many of its configured
+peers are connected, and its handshake counters.
+
+A node that failed a self-test is COMPROMISED: status says what failed and
+when. It refuses every new session until it is restarted; investigate
+before restarting (docs/OPERATIONS.md, SELF-TESTS AND THE COMPROMISED
+STATE). In scripts: pool status --json | jq -e '.compromised | not'
 
 ` + ctlHelp + `
 
@@ -52,6 +58,14 @@ Examples:
 			}
 			t := ctlTable(w)
 			row := func(k, format string, args ...any) { fmt.Fprintf(t, "%s\t"+format+"\n", append([]any{k}, args...)...) }
+			in := st.Integrity
+			interval := ctlDuration(time.Duration(in.SelftestIntervalS * float64(time.Second)))
+			if st.Compromised {
+				row("integrity", "COMPROMISED since %s: %s", in.Since.Local().Format(time.RFC3339), in.Reason)
+				row("", "new sessions are refused until the node is restarted; investigate first (docs/OPERATIONS.md)")
+			} else {
+				row("integrity", "ok (self-tests pass; every %s, %d rounds so far)", interval, in.SelftestRuns)
+			}
 			row("identity", "%s", st.Identity)
 			row("address", "%s", st.Address)
 			row("listen", "%s", listen)
@@ -62,8 +76,12 @@ Examples:
 			row("peers", "%d of %d connected", st.PeersConnected, st.PeersConfigured)
 			if st.Listen != "" {
 				h := st.Handshakes
-				row("handshakes", "%d accepted, %d failed, %d challenges sent, %d refused before auth",
-					h.Accepted, h.Failed, h.Challenges, h.RefusedPreauth)
+				refused := ""
+				if st.Compromised || h.RefusedCompromised > 0 {
+					refused = fmt.Sprintf(", %d refused while compromised", h.RefusedCompromised)
+				}
+				row("handshakes", "%d accepted, %d failed, %d challenges sent, %d refused before auth%s",
+					h.Accepted, h.Failed, h.Challenges, h.RefusedPreauth, refused)
 			}
 			row("config", "%s", st.ConfigFile)
 			row("control", "%s", st.Control)

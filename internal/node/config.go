@@ -18,6 +18,7 @@ import (
 
 	"github.com/pool-go/pool"
 	"github.com/pool-go/pool/internal/addr"
+	"github.com/pool-go/pool/internal/selftest"
 	"github.com/pool-go/pool/internal/transport"
 )
 
@@ -29,6 +30,15 @@ const (
 	DefaultIdleTimeout  = 30 * time.Second
 	DefaultReconnectMin = time.Second
 	DefaultReconnectMax = time.Minute
+	// DefaultSelftestInterval is how often the running node repeats its
+	// runtime-integrity self-tests (draft §17.3).
+	DefaultSelftestInterval = selftest.DefaultEvery
+	// MinSelftestInterval and MaxSelftestInterval bound selftest_interval:
+	// a round costs about a millisecond of CPU, so the floor keeps it
+	// under 0.1 % of a core; the ceiling bounds how long a tampered
+	// primitive can go unnoticed.
+	MinSelftestInterval = time.Second
+	MaxSelftestInterval = time.Hour
 
 	// maxConfigFile bounds what LoadConfig reads.
 	maxConfigFile = 1 << 20
@@ -59,6 +69,11 @@ type Config struct {
 	IdleTimeout time.Duration
 
 	ReconnectMin, ReconnectMax time.Duration
+
+	// SelftestInterval is the period of the self-tests the running node
+	// repeats (the known-answer tests and a probe of the random source);
+	// Start also runs them once before anything else.
+	SelftestInterval time.Duration
 
 	Peers []Peer
 }
@@ -105,16 +120,17 @@ func (e *ConfigError) Error() string {
 // rawConfig is the file's schema. Every key must land in a field here:
 // anything else is an unknown key and refused.
 type rawConfig struct {
-	Identity        string    `toml:"identity"`
-	Listen          string    `toml:"listen"`
-	AuthorizedPeers string    `toml:"authorized_peers"`
-	AllowAny        bool      `toml:"allow_any"`
-	Control         string    `toml:"control"`
-	LogLevel        string    `toml:"log_level"`
-	IdleTimeout     string    `toml:"idle_timeout"`
-	ReconnectMin    string    `toml:"reconnect_min"`
-	ReconnectMax    string    `toml:"reconnect_max"`
-	Peer            []rawPeer `toml:"peer"`
+	Identity         string    `toml:"identity"`
+	Listen           string    `toml:"listen"`
+	AuthorizedPeers  string    `toml:"authorized_peers"`
+	AllowAny         bool      `toml:"allow_any"`
+	Control          string    `toml:"control"`
+	LogLevel         string    `toml:"log_level"`
+	IdleTimeout      string    `toml:"idle_timeout"`
+	ReconnectMin     string    `toml:"reconnect_min"`
+	ReconnectMax     string    `toml:"reconnect_max"`
+	SelftestInterval string    `toml:"selftest_interval"`
+	Peer             []rawPeer `toml:"peer"`
 }
 
 type rawPeer struct {
@@ -125,7 +141,7 @@ type rawPeer struct {
 
 // knownKeys are the keys of the schema, for "did you mean" suggestions.
 var knownKeys = []string{"identity", "listen", "authorized_peers", "allow_any", "control",
-	"log_level", "idle_timeout", "reconnect_min", "reconnect_max", "peer"}
+	"log_level", "idle_timeout", "reconnect_min", "reconnect_max", "selftest_interval", "peer"}
 
 var knownPeerKeys = []string{"name", "address", "key"}
 
@@ -224,6 +240,7 @@ func parseConfig(data []byte, name, dir string) (*Config, error) {
 	cfg := &Config{
 		Listen: DefaultListen, Control: DefaultControl, IdleTimeout: DefaultIdleTimeout,
 		ReconnectMin: DefaultReconnectMin, ReconnectMax: DefaultReconnectMax,
+		SelftestInterval: DefaultSelftestInterval,
 	}
 	resolve := func(p string) string {
 		if p == "" || filepath.IsAbs(p) {
@@ -308,6 +325,7 @@ func parseConfig(data []byte, name, dir string) (*Config, error) {
 		{"idle_timeout", raw.IdleTimeout, &cfg.IdleTimeout},
 		{"reconnect_min", raw.ReconnectMin, &cfg.ReconnectMin},
 		{"reconnect_max", raw.ReconnectMax, &cfg.ReconnectMax},
+		{"selftest_interval", raw.SelftestInterval, &cfg.SelftestInterval},
 	} {
 		if !md.IsDefined(d.key) {
 			continue
@@ -323,6 +341,10 @@ func parseConfig(data []byte, name, dir string) (*Config, error) {
 	}
 	if cfg.ReconnectMin > cfg.ReconnectMax {
 		return nil, cerr("reconnect_min", "%v is more than reconnect_max %v", cfg.ReconnectMin, cfg.ReconnectMax)
+	}
+	if v := cfg.SelftestInterval; v < MinSelftestInterval || v > MaxSelftestInterval {
+		return nil, cerr("selftest_interval", "must be between %v and %v, got %q (a round of self-tests costs about a millisecond; the interval bounds how long a tampered primitive goes unnoticed)",
+			MinSelftestInterval, MaxSelftestInterval, raw.SelftestInterval)
 	}
 
 	// peers

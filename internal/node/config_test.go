@@ -56,7 +56,8 @@ key = %q
 		t.Errorf("file %q identity %q %v", cfg.File, cfg.IdentityFile, cfg.Identity)
 	}
 	if cfg.Listen != DefaultListen || cfg.Control != DefaultControl || cfg.LogLevel != slog.LevelInfo ||
-		cfg.IdleTimeout != 30*time.Second || cfg.ReconnectMin != time.Second || cfg.ReconnectMax != time.Minute {
+		cfg.IdleTimeout != 30*time.Second || cfg.ReconnectMin != time.Second || cfg.ReconnectMax != time.Minute ||
+		cfg.SelftestInterval != time.Minute {
 		t.Errorf("defaults not applied: %+v", cfg)
 	}
 	if cfg.AllowAny || cfg.AuthorizedPeers.Len() != 1 || !cfg.AuthorizedPeers.Allowed(peerID.Public) {
@@ -80,6 +81,7 @@ log_level = "debug"
 idle_timeout = "45s"
 reconnect_min = "100ms"
 reconnect_max = "5s"
+selftest_interval = "10s"
 
 [[peer]]
 name = "db1"
@@ -96,7 +98,8 @@ key = "%x"   # hex works too
 		t.Fatal(err)
 	}
 	if cfg.Listen != "" || cfg.Control != filepath.Join(dir, "ctl/control.sock") || cfg.LogLevel != slog.LevelDebug ||
-		cfg.IdleTimeout != 45*time.Second || cfg.ReconnectMin != 100*time.Millisecond || cfg.ReconnectMax != 5*time.Second {
+		cfg.IdleTimeout != 45*time.Second || cfg.ReconnectMin != 100*time.Millisecond || cfg.ReconnectMax != 5*time.Second ||
+		cfg.SelftestInterval != 10*time.Second {
 		t.Errorf("%+v", cfg)
 	}
 	if len(cfg.Peers) != 2 || cfg.Peers[1].Name != "db2" || cfg.Peers[1].Key != p2.Public {
@@ -137,6 +140,11 @@ func TestConfigErrors(t *testing.T) {
 		{"bad duration", head + "\nidle_timeout = \"30\"\n", 4, []string{"idle_timeout", `bad duration "30"`}},
 		{"negative duration", head + "reconnect_max = \"-1s\"\n", 3, []string{"reconnect_max", "must be positive"}},
 		{"min above max", head + "reconnect_min = \"2m\"\n", 3, []string{"reconnect_min", "more than reconnect_max"}},
+		{"selftest_interval too short", head + "selftest_interval = \"500ms\"\n", 3, []string{"selftest_interval", "between 1s and 1h0m0s", `"500ms"`}},
+		{"selftest_interval too long", head + "selftest_interval = \"2h\"\n", 3, []string{"selftest_interval", "between 1s and 1h0m0s"}},
+		{"selftest_interval zero", head + "selftest_interval = \"0s\"\n", 3, []string{"selftest_interval", "must be positive"}},
+		{"selftest_interval bad", head + "selftest_interval = \"1 minute\"\n", 3, []string{"selftest_interval", "bad duration"}},
+		{"selftest_interval typo", head + "selftest_intervall = \"1m\"\n", 3, []string{`did you mean "selftest_interval"`}},
 		{"bad level", head + "log_level = \"loud\"\n", 3, []string{"log_level", `unknown level "loud"`}},
 		{"missing identity", "listen = \"off\"\n", 0, []string{"identity", "required", "pool keygen"}},
 		{"identity missing file", "listen = \"off\"\n\nidentity = \"nope.key\"\n", 3, []string{"identity", "does not exist"}},

@@ -24,7 +24,8 @@ func TestExampleConfig(t *testing.T) {
 		t.Fatalf("the example configuration: %v", err)
 	}
 	if cfg.Listen != DefaultListen || cfg.Control != DefaultControl || cfg.IdleTimeout != DefaultIdleTimeout ||
-		cfg.ReconnectMin != DefaultReconnectMin || cfg.ReconnectMax != DefaultReconnectMax || len(cfg.Peers) != 2 {
+		cfg.ReconnectMin != DefaultReconnectMin || cfg.ReconnectMax != DefaultReconnectMax ||
+		cfg.SelftestInterval != DefaultSelftestInterval || len(cfg.Peers) != 2 {
 		t.Errorf("the example does not show the defaults: %+v", cfg)
 	}
 	ops, err := os.ReadFile(filepath.Join("..", "..", "docs", "OPERATIONS.md"))

@@ -1,6 +1,16 @@
 // Package node is the POOL daemon: one listener, sessions to configured
 // peers kept up with backoff, and a control socket.
 //
+// The node checks its own integrity (draft §17.3, internal/selftest): it
+// refuses to start unless the known-answer tests of its cryptographic
+// primitives and the health tests of its random source pass, and it
+// repeats them every selftest_interval. A node that fails one later is
+// compromised for good: it alerts (an ERROR log line, and a line written
+// straight to stderr), refuses every new session, inbound and outbound,
+// stops redialing its peers, and says so in "status" and "peers" until it
+// is restarted. Established sessions are left alone (see
+// pool.Config.Health for why).
+//
 // A Node is started from a validated Config (LoadConfig) and runs until
 // Shutdown. Sessions the listener accepts from authorized peers are kept
 // until they end; sessions to the configured peers are dialed again, with
@@ -16,6 +26,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -30,6 +41,7 @@ import (
 	"time"
 
 	"github.com/pool-go/pool"
+	"github.com/pool-go/pool/internal/selftest"
 )
 
 const (
@@ -53,6 +65,11 @@ type Options struct {
 	Level *slog.LevelVar
 	// Version is reported by "status"; the module version by default.
 	Version string
+	// Alert receives one line, written directly rather than through
+	// Logger, when the node finds itself compromised: draft §17.3's alert
+	// "through channels outside the potentially compromised code path".
+	// os.Stderr when nil.
+	Alert io.Writer
 }
 
 // authz is the listener's authorization policy; reload swaps it.
@@ -79,6 +96,13 @@ type Node struct {
 	ln         *pool.Listener // nil when not listening
 	ctl        *controlServer
 
+	// Runtime integrity (draft §17.3): mon repeats the self-tests;
+	// compromise is set, once and for good, by the first failure, and
+	// compromisedCh is closed then.
+	mon           *selftest.Monitor
+	compromise    atomic.Pointer[compromise]
+	compromisedCh chan struct{}
+
 	reloadMu sync.Mutex // one reload at a time
 
 	mu       sync.Mutex
@@ -99,6 +123,23 @@ type sessionEntry struct {
 	established time.Time
 }
 
+// compromise is the runtime-integrity failure that made the node refuse
+// new sessions (draft §17.3).
+type compromise struct {
+	err *integrityError
+	at  time.Time
+}
+
+// integrityError is a failed self-test on one line (see integrityText);
+// it unwraps to the internal/selftest error.
+type integrityError struct {
+	text string
+	err  error
+}
+
+func (e *integrityError) Error() string { return e.text }
+func (e *integrityError) Unwrap() error { return e.err }
+
 // dialer keeps a session to one configured peer. Its fields but key,
 // cancel and done are guarded by Node.mu.
 type dialer struct {
@@ -118,13 +159,23 @@ type dialer struct {
 	lastDisconnectAt time.Time
 }
 
-// Start opens the control socket and the listener, starts keeping the
-// configured peers connected, and returns the running node. It fails
-// without side effects when the control socket is taken by a running node
-// or the listen address is in use.
+// Start runs the self-tests, opens the control socket and the listener,
+// starts keeping the configured peers connected, and returns the running
+// node. It fails without side effects when a self-test fails (naming the
+// primitive or test), when the control socket is taken by a running node,
+// or when the listen address is in use.
 func Start(cfg *Config, opts Options) (*Node, error) {
 	if cfg == nil || cfg.Identity == nil {
 		return nil, errors.New("node: Start needs a configuration with an identity (see LoadConfig)")
+	}
+	// Runtime integrity first (draft §17.3): a node whose primitives or
+	// random source fail their tests does nothing on the network.
+	if err := selftest.Run(); err != nil {
+		return nil, selftestStartError(err)
+	}
+	src := selftest.NewSource(nil) // runs the start-up health tests
+	if err := src.Err(); err != nil {
+		return nil, selftestStartError(err)
 	}
 	log := opts.Logger
 	if log == nil {
@@ -140,21 +191,33 @@ func Start(cfg *Config, opts Options) (*Node, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{opts: opts, refusedLog: newLogRate(time.Minute, 1024), log: log, started: time.Now(), version: version, ctx: ctx, cancel: cancel,
 		cfg: cfg, sessions: map[*pool.Session]*sessionEntry{}, peers: map[pool.PublicKey]*dialer{},
-		stopped: make(chan struct{})}
+		stopped: make(chan struct{}), compromisedCh: make(chan struct{})}
 	n.authz.Store(&authz{any: cfg.AllowAny, list: cfg.AuthorizedPeers})
 
+	// The monitor's first round runs now; it repeats the tests above, so
+	// it fails only if the fault appeared in between (then the alert
+	// goes out too: the node is compromised).
+	n.mon = selftest.NewMonitor(cfg.SelftestInterval, src, n.integrityFailed)
+	if err := n.mon.Start(ctx); err != nil {
+		cancel()
+		return nil, selftestStartError(err)
+	}
+	abort := func() {
+		cancel()
+		<-n.mon.Done()
+	}
 	ctl, err := listenControl(cfg.Control, n.handleControl, log)
 	if err != nil {
-		cancel()
+		abort()
 		return nil, err
 	}
 	n.ctl = ctl
 	if cfg.Listen != "" {
 		ln, err := pool.Listen(cfg.Listen, &pool.Config{Identity: cfg.Identity, Authorize: n.authorized,
-			IdleTimeout: cfg.IdleTimeout, Logger: log, OnHandshakeError: n.handshakeError})
+			IdleTimeout: cfg.IdleTimeout, Logger: log, OnHandshakeError: n.handshakeError, Health: n.health})
 		if err != nil {
 			ctl.Close()
-			cancel()
+			abort()
 			return nil, listenError(cfg.Listen, err)
 		}
 		n.ln = ln
@@ -174,11 +237,93 @@ func Start(cfg *Config, opts Options) (*Node, error) {
 	}
 	log.Info("node started", "identity", cfg.Identity.Public.String(),
 		"address", pool.NewAddress(cfg.Identity.Public, 0, 0).String(), "listen", listen,
-		"control", cfg.Control, "peers", len(cfg.Peers), "config", cfg.File)
+		"control", cfg.Control, "peers", len(cfg.Peers), "config", cfg.File,
+		"selftest_interval", cfg.SelftestInterval)
 	if n.ln != nil && cfg.AllowAny {
 		log.Warn("allow_any = true: any key may connect to this node")
 	}
 	return n, nil
+}
+
+// ErrSelftestFailed is wrapped by Start's error when a runtime integrity
+// self-test failed, so that "pool node" can exit with a status its
+// supervisor does not restart on.
+var ErrSelftestFailed = errors.New("a runtime integrity self-test failed")
+
+// selftestStartError is Start's refusal after a failed self-test.
+func selftestStartError(err error) error {
+	return fmt.Errorf("refusing to start: %w, so this node cannot be trusted to protect sessions (draft §17.3): %s; see docs/OPERATIONS.md, SELF-TESTS AND THE COMPROMISED STATE",
+		ErrSelftestFailed, integrityText(err))
+}
+
+// integrityText says on one line what a failed self-test found: each
+// failing primitive or randomness test, e.g. "known-answer test of X25519
+// failed: RFC 7748 §5.2 scalar multiplication differs from the expected
+// value".
+func integrityText(err error) string {
+	var parts []string
+	var walk func(error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		var ke *selftest.KATError
+		if errors.As(e, &ke) {
+			parts = append(parts, fmt.Sprintf("known-answer test of %s failed: %s", ke.Primitive, ke.Detail))
+			return
+		}
+		parts = append(parts, strings.TrimPrefix(e.Error(), "selftest: "))
+	}
+	walk(err)
+	return strings.Join(parts, "; ")
+}
+
+// integrityFailed is the monitor's onFail: the first failure of a
+// periodic self-test (or of the random source's health tests).
+func (n *Node) integrityFailed(err error) { n.markCompromised(err) }
+
+// markCompromised records the node as compromised, for good, and alerts;
+// later calls return the first record. From here the node refuses new
+// sessions: health fails, so the listener refuses handshakes and the
+// dialers stop (draft §17.3).
+func (n *Node) markCompromised(err error) *compromise {
+	c := &compromise{err: &integrityError{text: integrityText(err), err: err}, at: time.Now()}
+	if !n.compromise.CompareAndSwap(nil, c) {
+		return n.compromise.Load()
+	}
+	close(n.compromisedCh)
+	// The state is set, so new sessions are refused already; now alert,
+	// first through the channel that depends least on the rest of the
+	// process: one preformatted write(2) to stderr, bypassing the
+	// logger's handler.
+	w := n.opts.Alert
+	if w == nil {
+		w = os.Stderr
+	}
+	_, _ = io.WriteString(w, fmt.Sprintf("POOL NODE COMPROMISED at %s: %s. This node refuses every new session until it is restarted; "+
+		"investigate before restarting (docs/OPERATIONS.md, SELF-TESTS AND THE COMPROMISED STATE).\n",
+		c.at.Format(time.RFC3339), c.err.text))
+	n.log.Error("node compromised: a runtime integrity self-test failed; refusing every new session until restarted (draft §17.3)",
+		"reason", c.err.text, "since", c.at.Format(time.RFC3339))
+	return c
+}
+
+// health is the listener's and the dialers' pool.Config.Health: nil while
+// the node is sound, the integrity failure once it is compromised. The
+// monitor latches its failure, and so does the node: there is no way back
+// but a restart.
+func (n *Node) health() error {
+	if c := n.compromise.Load(); c != nil {
+		return c.err
+	}
+	if err := n.mon.LastErr(); err != nil {
+		// The monitor failed and its onFail has not run yet.
+		return n.markCompromised(err).err
+	}
+	return nil
 }
 
 func moduleVersion() string {
@@ -355,10 +500,16 @@ func (n *Node) runDialer(ctx context.Context, d *dialer) {
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
+			case <-n.compromisedCh: // show it at once, not at the next attempt
+				t.Stop()
 			case <-ctx.Done():
 				t.Stop()
 				return
 			}
+		}
+		if n.health() != nil {
+			n.parkDialer(ctx, d)
+			return
 		}
 		n.mu.Lock()
 		d.state, d.retryAt = StateConnecting, time.Time{}
@@ -367,9 +518,13 @@ func (n *Node) runDialer(ctx context.Context, d *dialer) {
 		n.mu.Unlock()
 
 		s, err := pool.Dial(ctx, p.Address, p.Key, &pool.Config{Identity: cfg.Identity,
-			IdleTimeout: cfg.IdleTimeout, Logger: n.log})
+			IdleTimeout: cfg.IdleTimeout, Logger: n.log, Health: n.health})
 		if err != nil {
 			if ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, pool.ErrCompromised) {
+				n.parkDialer(ctx, d)
 				return
 			}
 			delay = nextDelay(delay, cfg.ReconnectMin, cfg.ReconnectMax)
@@ -404,6 +559,11 @@ func (n *Node) runDialer(ctx context.Context, d *dialer) {
 		if ctx.Err() != nil {
 			return
 		}
+		if n.health() != nil {
+			n.log.Warn("session to peer ended", "peer", p.label(), "err", why, "lived", lived.Round(time.Millisecond))
+			n.parkDialer(ctx, d)
+			return
+		}
 		if lived >= DefaultResetAfter {
 			delay, wait = 0, 0
 		} else {
@@ -413,6 +573,24 @@ func (n *Node) runDialer(ctx context.Context, d *dialer) {
 		n.log.Warn("session to peer ended", "peer", p.label(), "err", why, "lived", lived.Round(time.Millisecond),
 			"retry_in", wait.Round(time.Millisecond))
 	}
+}
+
+// parkDialer stops d for good, because the node is compromised and
+// starts no session (draft §17.3): its state says so until the node
+// stops. Its current session, if any, has ended already: established
+// sessions are left to end by themselves.
+func (n *Node) parkDialer(ctx context.Context, d *dialer) {
+	why := "this node failed a runtime integrity self-test"
+	if c := n.compromise.Load(); c != nil {
+		why += " (" + c.err.text + ")"
+	}
+	n.mu.Lock()
+	d.state, d.retryAt = StateCompromised, time.Time{}
+	d.lastErr = "not dialing: " + why + "; restart the node after investigating"
+	label, address := d.peer.label(), d.peer.Address
+	n.mu.Unlock()
+	n.log.Warn("not dialing peer: this node is compromised and refuses new sessions", "peer", label, "address", address)
+	<-ctx.Done()
 }
 
 // nextDelay doubles the backoff, from lo up to hi.
@@ -526,6 +704,9 @@ func (n *Node) apply(cfg *Config) (ReloadResult, error) {
 	if cfg.IdleTimeout != old.IdleTimeout {
 		frozen = append(frozen, fmt.Sprintf("idle_timeout (%v -> %v)", old.IdleTimeout, cfg.IdleTimeout))
 	}
+	if cfg.SelftestInterval != old.SelftestInterval {
+		frozen = append(frozen, fmt.Sprintf("selftest_interval (%v -> %v)", old.SelftestInterval, cfg.SelftestInterval))
+	}
 	if len(frozen) > 0 {
 		return ReloadResult{}, fmt.Errorf("reload refused: %s cannot change while the node runs; restart the node to apply it (nothing was changed, the node keeps its old configuration)",
 			strings.Join(frozen, ", "))
@@ -619,6 +800,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		done := make(chan struct{})
 		go func() {
 			n.wg.Wait()
+			<-n.mon.Done()
 			close(done)
 		}()
 		select {
@@ -654,12 +836,24 @@ func (n *Node) Status() Status {
 			st.PeersConnected++
 		}
 	}
+	st.Integrity.SelftestIntervalS = cfg.SelftestInterval.Seconds()
 	n.mu.Unlock()
 	if n.ln != nil {
 		st.Listen = n.ln.Addr().String()
 		ls := n.ln.Stats()
 		st.Handshakes = HandshakeCounts{Accepted: ls.Sessions, Failed: ls.FailedHandshakes,
-			Challenges: ls.Handshake.Challenges, RefusedPreauth: ls.RefusedPreAuth}
+			Challenges: ls.Handshake.Challenges, RefusedPreauth: ls.RefusedPreAuth,
+			RefusedCompromised: ls.RefusedUnhealthy}
+	}
+	n.health() // records a failure the monitor found but has not reported yet
+	st.Integrity.State = IntegrityOK
+	st.Integrity.SelftestRuns = n.mon.Runs()
+	if c := n.compromise.Load(); c != nil {
+		st.Compromised = true
+		st.Integrity.State = IntegrityCompromised
+		st.Integrity.Reason = c.err.text
+		st.Integrity.Since = c.at.Truncate(time.Second)
+		st.Integrity.Failures = 1
 	}
 	return st
 }

@@ -8,6 +8,10 @@ import "time"
 
 // Status is the result of "status".
 type Status struct {
+	// Compromised: a runtime integrity self-test failed; the node
+	// refuses new sessions until restarted (Integrity says what and when).
+	Compromised     bool            `json:"compromised"`
+	Integrity       Integrity       `json:"integrity"`
 	Version         string          `json:"version"`
 	Identity        string          `json:"identity"` // public key, base64
 	Address         string          `json:"address"`  // pool:... text form
@@ -26,12 +30,34 @@ type Status struct {
 	PID             int             `json:"pid"`
 }
 
+// Integrity states.
+const (
+	IntegrityOK          = "ok"          // every self-test so far passed
+	IntegrityCompromised = "compromised" // one failed: new sessions are refused until restart
+)
+
+// Integrity is the node's runtime-integrity state (draft §17.3;
+// docs/OPERATIONS.md, SELF-TESTS AND THE COMPROMISED STATE).
+type Integrity struct {
+	State             string    `json:"state"`            // IntegrityOK or IntegrityCompromised
+	Reason            string    `json:"reason,omitempty"` // what failed: the primitive or randomness test
+	Since             time.Time `json:"since,omitzero"`   // when the failure was found
+	SelftestIntervalS float64   `json:"selftest_interval_s"`
+	SelftestRuns      uint64    `json:"selftest_runs"` // rounds run since start, the failed one included
+	// Failures counts failed rounds: 0, or 1, since the first failure
+	// latches and no round runs after it.
+	Failures uint64 `json:"failures"`
+}
+
 // HandshakeCounts are the listener's counters since the node started.
 type HandshakeCounts struct {
 	Accepted       uint64 `json:"accepted"`        // sessions established by the listener
 	Failed         uint64 `json:"failed"`          // handshakes abandoned (see the log for why)
 	Challenges     uint64 `json:"challenges"`      // CHALLENGEs sent
 	RefusedPreauth uint64 `json:"refused_preauth"` // connections over the pre-auth caps
+	// RefusedCompromised counts handshakes refused because the node is
+	// compromised (draft §17.3).
+	RefusedCompromised uint64 `json:"refused_compromised"`
 }
 
 // SessionInfo is one element of the result of "sessions".
@@ -54,6 +80,9 @@ const (
 	StateConnected  = "connected"  // a session is up
 	StateConnecting = "connecting" // dialing or in the handshake
 	StateBackoff    = "backoff"    // waiting retry_in_s before the next attempt
+	// StateCompromised: not dialing, because this node failed a runtime
+	// integrity self-test; it stays so until the node is restarted.
+	StateCompromised = "compromised"
 )
 
 // PeerInfo is one element of the result of "peers".

@@ -9,6 +9,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"sync/atomic"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -103,6 +105,21 @@ func runOne(k kat) (err error) {
 // and attributed; it is atomic so the Monitor tests can flip it while a
 // monitor goroutine runs.
 var corruptHook atomic.Pointer[string]
+
+// CorruptForTest makes the known-answer test of prim (one of the Prim*
+// constants) fail, as a tampered primitive would, until restore is
+// called. It exists only for the tests of packages that act on a failed
+// self-test (internal/node: refusing to start, the compromised state),
+// which cannot reach the unexported hook; production code must never
+// call it. Tests using it must not run in parallel with anything that
+// runs the self-tests, since the hook is process-wide.
+func CorruptForTest(prim string) (restore func()) {
+	if !slices.ContainsFunc(kats, func(k kat) bool { return k.name == prim }) {
+		panic("selftest: CorruptForTest: no known-answer test named " + strconv.Quote(prim))
+	}
+	corruptHook.Store(&prim)
+	return func() { corruptHook.Store(nil) }
+}
 
 // want returns an expected value, corrupted if the test hook asks for it.
 func want(prim string, v []byte) []byte {

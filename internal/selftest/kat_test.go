@@ -150,3 +150,24 @@ func BenchmarkKAT(b *testing.B) {
 		})
 	}
 }
+
+// TestCorruptForTest: the exported hook other packages' tests use fails
+// exactly the named primitive until restored, and refuses unknown names.
+func TestCorruptForTest(t *testing.T) {
+	restore := CorruptForTest(PrimHKDF)
+	err := Run()
+	restore()
+	var ke *KATError
+	if !errors.As(err, &ke) || ke.Primitive != PrimHKDF {
+		t.Fatalf("Run with HKDF corrupted: %v", err)
+	}
+	if err := Run(); err != nil {
+		t.Fatalf("Run after restore: %v", err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("CorruptForTest accepted an unknown primitive")
+		}
+	}()
+	CorruptForTest("MD5")
+}
