@@ -98,6 +98,10 @@ type Config struct {
 	Timeout time.Duration    // per message from its first fragment; default and maximum MaxTimeout
 	MTU     int              // the session's MTU; required, 1..MaxMTU
 	Now     func() time.Time // clock; default time.Now (fake inside a synctest bubble)
+	// OnDrop, if set, is told the id of every message discarded before
+	// completion (timeout, eviction, abort), so the session can report
+	// FRAG_TIMEOUT for each (PROTOCOL.md §7.11).
+	OnDrop func(msgID uint32)
 }
 
 // Stats are the Reassembler's counters. They always add up:
@@ -186,6 +190,7 @@ type Reassembler struct {
 	timeout  time.Duration
 	maxMsg   int // MaxMessage(MTU): the cap on buffered
 	now      func() time.Time
+	onDrop   func(uint32)
 
 	slots    []*slot // oldest first, hence also earliest deadline first
 	buffered int     // the sum of charged over slots
@@ -216,7 +221,7 @@ func NewReassembler(cfg Config) *Reassembler {
 	if cfg.Timeout < 0 || cfg.Timeout > MaxTimeout {
 		panic(fmt.Sprintf("frag: timeout %v; P04 allows at most %v", cfg.Timeout, MaxTimeout))
 	}
-	r := &Reassembler{maxSlots: cfg.Slots, timeout: cfg.Timeout, now: cfg.Now}
+	r := &Reassembler{maxSlots: cfg.Slots, timeout: cfg.Timeout, now: cfg.Now, onDrop: cfg.OnDrop}
 	r.setMTU(cfg.MTU)
 	return r
 }
@@ -580,6 +585,9 @@ func (r *Reassembler) drop(s *slot, counter *uint64) {
 	r.remove(s)
 	r.retire(s.id, false)
 	*counter++
+	if r.onDrop != nil {
+		r.onDrop(s.id)
+	}
 }
 
 func (r *Reassembler) remove(s *slot) {

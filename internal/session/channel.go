@@ -296,7 +296,7 @@ func (c *Channel) Write(p []byte) (int, error) {
 			}
 			continue
 		}
-		n := min(int64(len(p)-written), c.credit, MaxDataPlaintext)
+		n := min(int64(len(p)-written), c.credit, int64(c.s.maxPlaintext()))
 		c.credit -= n
 		c.sent = true
 		deadline := c.wdeadline

@@ -90,7 +90,11 @@ type Config struct {
 	// a proof is wrong, so the node can fail closed (draft §17.3).
 	IntegrityInterval  time.Duration
 	OnIntegrityFailure func(error)
-	Logger             *slog.Logger
+	// OnMessage, if set, receives each CONFIG, ROLLBACK and JOURNAL
+	// message, reassembled if it came in fragments; the layers that define
+	// them (later) consume it. Without it they are ignored (§7.7).
+	OnMessage func(typ wire.Type, msg []byte)
+	Logger    *slog.Logger
 }
 
 // Stats are a session's cumulative counters.
@@ -99,6 +103,9 @@ type Stats struct {
 	BytesSent, BytesReceived     uint64 // DATA plaintext bytes
 	Epoch                        uint32 // the current key epoch (0 after the handshake)
 	Rekeys                       uint64 // completed rekeys
+	// Dropped counts packets a datagram transport delivered that failed
+	// authentication or the replay window (over TCP they end the session).
+	Dropped uint64
 }
 
 // Session is one established, authenticated session.
@@ -115,6 +122,10 @@ type Session struct {
 
 	// Receive state, owned by the reader goroutine.
 	opener    *seal.Protector
+	reliable  bool          // the transport is ordered and lossless (TCP)
+	window    seal.Window   // the replay window of a datagram transport
+	dropped   atomic.Uint64 // datagram packets dropped unauthenticated or replayed
+	mtuBytes  atomic.Int64  // the path MTU: no packet we send is larger
 	recvNext  uint64
 	recvOnKey uint64        // packets opened under the current receive key
 	lastRecv  atomic.Uint64 // the ack field: highest seq received
@@ -141,9 +152,11 @@ type Session struct {
 	tele      telemetry
 	ov        overload
 	integ     integrityState
+	disc      discovery
+	frags     fragments
 	hbTimer   *time.Timer
 	// firstSendSeq is our first traffic seq, for the peer's cross-checks.
-	firstSendSeq uint64
+	firstSendSeq, firstRecvSeq uint64
 
 	lastRecvAt atomic.Int64 // monotonic ns of the last authenticated packet
 	lastSendAt atomic.Int64 // monotonic ns of the last write
@@ -208,6 +221,12 @@ func New(conn transport.Conn, est *handshake.Established, cfg Config) *Session {
 	}
 	s.log = cfg.Logger.With("session", fmt.Sprintf("%x", est.SID[:4]), "peer", est.Peer.String())
 	s.lastRecv.Store(est.RecvSeq - 1)
+	s.reliable = conn.Reliable()
+	if s.reliable {
+		s.mtuBytes.Store(int64(conn.MaxPacket())) // TCP finds the path MTU (PROTOCOL.md §7.10)
+	} else {
+		s.mtuBytes.Store(wire.MinMTU) // until DISCOVER finds more
+	}
 	send, recv := &est.Keys.C2S, &est.Keys.S2C
 	if !est.Initiator {
 		send, recv = recv, send
@@ -216,7 +235,7 @@ func New(conn transport.Conn, est *handshake.Established, cfg Config) *Session {
 	s.rk.static, s.rk.ratchet = est.Static, est.Keys.Rekey
 	s.integ.key = est.Keys.Integrity
 	est.Keys.Zero()
-	s.firstSendSeq = est.SendSeq
+	s.firstSendSeq, s.firstRecvSeq = est.SendSeq, est.RecvSeq
 	ourRole, peerRole := wire.RoleClient, wire.RoleServer
 	if !est.Initiator {
 		ourRole, peerRole = peerRole, ourRole
@@ -238,6 +257,8 @@ func New(conn transport.Conn, est *handshake.Established, cfg Config) *Session {
 	s.out.heartbeat = true
 	s.hbTimer = time.AfterFunc(cfg.HeartbeatInterval, s.heartbeatTick)
 	s.integ.timer = time.AfterFunc(cfg.IntegrityInterval, s.integrityTick)
+	s.startDiscovery()
+	s.startFragments()
 	go s.readLoop()
 	go s.writeLoop()
 	return s
@@ -311,7 +332,7 @@ func (s *Session) Stats() Stats {
 	s.mu.Unlock()
 	return Stats{PacketsSent: s.stats.pktOut.Load(), PacketsReceived: s.stats.pktIn.Load(),
 		BytesSent: s.stats.bytesOut.Load(), BytesReceived: s.stats.bytesIn.Load(),
-		Epoch: epoch, Rekeys: rekeys}
+		Epoch: epoch, Rekeys: rekeys, Dropped: s.dropped.Load()}
 }
 
 // monotonic is the header timestamp: sender-local monotonic nanoseconds
@@ -336,6 +357,12 @@ func (s *Session) fail(err error) {
 	}
 	if s.integ.timer != nil {
 		s.integ.timer.Stop()
+	}
+	if s.disc.timer != nil {
+		s.disc.timer.Stop()
+	}
+	if s.frags.timer != nil {
+		s.frags.timer.Stop()
 	}
 	s.settleLocked(err)
 	s.out.discard()
@@ -419,7 +446,7 @@ const sessionTypes = 1<<wire.TypeData | 1<<wire.TypeAck | 1<<wire.TypeHeartbeat 
 
 // unsupportedFlags are defined by the draft but not implemented by this
 // release: a packet carrying them cannot be interpreted correctly.
-const unsupportedFlags = wire.FlagCompressed | wire.FlagFragment | wire.FlagLastFrag
+const unsupportedFlags = wire.FlagCompressed
 
 // handle authenticates one packet and acts on it. It returns an error to
 // end the session. The buffer is released here unless DATA hands it on.
@@ -435,6 +462,9 @@ func (s *Session) handle(p *[]byte) error {
 	closing := s.closing
 	s.mu.Unlock()
 	pt, err := s.authenticate(b)
+	if err == errDropped {
+		return nil
+	}
 	if err != nil {
 		if closing {
 			return errDrained
@@ -461,12 +491,27 @@ func (s *Session) handle(p *[]byte) error {
 		return s.protocolError("ENCRYPTED flag missing on a sealed packet")
 	}
 	if flags&unsupportedFlags != 0 {
-		return s.protocolError(fmt.Sprintf("flags %#04x not supported (compression, fragmentation)", flags&unsupportedFlags))
+		return s.protocolError(fmt.Sprintf("flags %#04x not supported (compression)", flags&unsupportedFlags))
 	}
 	if s.recvOnKey > s.cfg.RekeyPackets+peerRekeySlackPackets {
 		return s.rekeyFail(fmt.Sprintf("the peer sent over %d packets under one key without rekeying", s.cfg.RekeyPackets+peerRekeySlackPackets))
 	}
 	ch := b[46]
+	fragmented := flags&(wire.FlagFragment|wire.FlagLastFrag) != 0
+	if fragmented {
+		if !wire.Fragmentable(typ) {
+			return s.protocolError(fmt.Sprintf("a fragmented %v (§7.11)", typ))
+		}
+		hdr, chunk, err := wire.ParseFragment(flags, pt)
+		if err != nil {
+			return s.protocolError(err.Error())
+		}
+		msg, err := s.reassemble(typ, hdr, flags&wire.FlagLastFrag != 0, chunk)
+		if err != nil || msg == nil {
+			return err
+		}
+		pt = msg // processed as the plaintext of one packet of its type
+	}
 	switch typ {
 	case wire.TypeData:
 		if len(pt) == 0 {
@@ -487,6 +532,16 @@ func (s *Session) handle(p *[]byte) error {
 		return s.onHeartbeat(b, pt, binary.BigEndian.Uint64(b[4:12]))
 	case wire.TypeIntegrity:
 		return s.onIntegrity(ch, pt)
+	case wire.TypeDiscover:
+		if fragmented && len(pt) > 0 && pt[0] != wire.DiscoverPeerExchange {
+			return s.protocolError("a reassembled DISCOVER probe or ack (§7.11)")
+		}
+		return s.onDiscover(pt)
+	case wire.TypeConfig, wire.TypeRollback, wire.TypeJournal:
+		if s.cfg.OnMessage != nil {
+			s.cfg.OnMessage(typ, pt)
+		}
+		return nil
 	default:
 		// HEARTBEAT, CONFIG, ROLLBACK, DISCOVER, JOURNAL, INTEGRITY:
 		// defined by the draft, carried by later layers; authenticated,
@@ -507,6 +562,24 @@ func (s *Session) authenticate(b []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: wrong Session ID", ErrAuthFailed)
 	}
 	seq := binary.BigEndian.Uint64(b[4:12])
+	if !s.reliable {
+		// Datagrams (DESIGN 2.7, 2.8): a replayed, stale or forged packet
+		// is dropped and counted; it can neither end nor move anything.
+		if seq >= SeqLimit || seq < s.firstRecvSeq || !s.window.Check(seq) {
+			s.dropped.Add(1)
+			return nil, errDropped
+		}
+		pt, err := s.opener.Open(b)
+		if err != nil {
+			s.dropped.Add(1)
+			return nil, errDropped
+		}
+		s.window.Commit(seq)
+		s.recvNext = max(s.recvNext, seq+1)
+		s.recvOnKey++
+		s.lastRecv.Store(s.window.Highest())
+		return s.authenticated(b, pt)
+	}
 	if seq != s.recvNext || seq >= SeqLimit {
 		return nil, fmt.Errorf("%w: sequence %d, expected %d", ErrAuthFailed, seq, s.recvNext)
 	}
@@ -517,7 +590,15 @@ func (s *Session) authenticate(b []byte) ([]byte, error) {
 	s.recvNext++
 	s.recvOnKey++
 	s.lastRecv.Store(seq)
-	s.noteAuthenticated(seq, len(b))
+	return s.authenticated(b, pt)
+}
+
+// errDropped: a datagram failed its checks and was dropped (not fatal).
+var errDropped = errors.New("session: datagram dropped")
+
+// authenticated is step 8's bookkeeping for a packet that passed.
+func (s *Session) authenticated(b, pt []byte) ([]byte, error) {
+	s.noteAuthenticated(s.lastRecv.Load(), len(b))
 	s.lastRecvAt.Store(int64(s.monotonic()))
 	s.stats.pktIn.Add(1)
 	if !s.isConfirmed() {

@@ -95,12 +95,14 @@ type telemetry struct {
 	prevHi, prevRx, prevRxBytes uint64
 	prevAt                      time.Duration
 	// Measurements and the peer's report.
-	local      Measurements
-	peer       PeerReport
-	peerAck    uint64 // header ack of the peer's previous telemetry
-	digests    uint64
-	anomalies  uint64
-	lastAnomly string
+	local   Measurements
+	peer    PeerReport
+	peerAck uint64 // header ack of the peer's previous telemetry
+	// outLostTotal sums our packets lost by the peer's counters.
+	outLostTotal uint64
+	digests      uint64
+	anomalies    uint64
+	lastAnomly   string
 }
 
 // heartbeatTick queues a telemetry HEARTBEAT; the writer fills it in when
@@ -167,7 +169,13 @@ func (s *Session) fillTelemetry(dst []byte, seq, ts uint64) ([]byte, uint64) {
 
 // mtu is the session's path MTU: over the TCP overlay the largest packet
 // the peer accepts (PROTOCOL.md §7.10), reported as at most 65535.
-func (s *Session) mtu() int { return s.conn.MaxPacket() }
+func (s *Session) mtu() int { return int(s.mtuBytes.Load()) }
+
+// maxPlaintext is the most plaintext one packet may carry at the current
+// MTU: DATA is segmented to it and never fragmented (PROTOCOL.md §7.11).
+func (s *Session) maxPlaintext() int {
+	return min(s.mtu()-wire.HeaderLen-wire.TagLen, MaxDataPlaintext)
+}
 
 func (s *Session) journalHead() uint64 {
 	if s.cfg.JournalHead == nil {
@@ -238,13 +246,27 @@ func (s *Session) onHeartbeat(b, pt []byte, seq uint64) error {
 	t.rx.Seq = seq
 	t.rx.DataBytesSent = t.rxDataBytes
 	if want := wire.StateDigest(&t.rx); want != tm.StateDigest {
-		s.log.Warn("peer state digest mismatch", "got", fmt.Sprintf("%08x", tm.StateDigest), "want", fmt.Sprintf("%08x", want))
-		return s.protocolError("state digest mismatch")
+		if !s.reliable {
+			// A lost packet can make the replica lag; over datagrams a
+			// mismatch is counted (PROTOCOL.md §7.9.2).
+			t.mu.Lock()
+			t.anomaly(fmt.Sprintf("state digest %08x, replica %08x", tm.StateDigest, want))
+			t.mu.Unlock()
+		} else {
+			s.log.Warn("peer state digest mismatch", "got", fmt.Sprintf("%08x", tm.StateDigest), "want", fmt.Sprintf("%08x", want))
+			return s.protocolError("state digest mismatch")
+		}
 	}
-	ack := uint64(0)
-	if len(b) >= 20 {
-		ack = beUint64(b[12:20])
-	}
+	ack := beUint64(b[12:20])
+	s.mu.Lock() // s.mu is never taken inside t.mu: read what we need first
+	ours := s.rk.rekeys
+	s.mu.Unlock()
+	lostBefore := s.outLost()
+	defer func() {
+		if lost := s.outLost(); lost > lostBefore {
+			s.onOutboundLoss(lost) // §7.10: re-validate the MTU after loss
+		}
+	}()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.digests++
@@ -283,6 +305,7 @@ func (s *Session) onHeartbeat(b, pt []byte, seq uint64) error {
 			m.OutLossPPM = 0
 			if got < expected {
 				m.OutLossPPM = uint32((expected - got) * 1e6 / expected)
+				t.outLostTotal += expected - got
 			}
 		}
 		if up := tm.UptimeNs - uint64(p.Uptime); up > 0 && tm.UptimeNs > uint64(p.Uptime) {
@@ -299,13 +322,17 @@ func (s *Session) onHeartbeat(b, pt []byte, seq uint64) error {
 	if tm.RxPackets > sentUpToAck {
 		t.anomaly(fmt.Sprintf("peer reports %d packets received, but we had sent %d up to its ack", tm.RxPackets, sentUpToAck))
 	}
-	s.mu.Lock()
-	ours := s.rk.rekeys
-	s.mu.Unlock()
 	if d := int64(tm.RekeyCount) - int64(ours); d > 1 || d < -1 {
 		t.anomaly(fmt.Sprintf("peer reports %d rekeys, we completed %d", tm.RekeyCount, ours))
 	}
 	return nil
+}
+
+// outLost is how many of our packets the peer's reports show lost.
+func (s *Session) outLost() uint64 {
+	s.tele.mu.Lock()
+	defer s.tele.mu.Unlock()
+	return s.tele.outLostTotal
 }
 
 func (t *telemetry) anomaly(what string) {

@@ -20,6 +20,7 @@ type outPkt struct {
 	// telemetry marks a HEARTBEAT whose plaintext is written at sealing
 	// (PROTOCOL.md §7.9 "Filled in at sealing").
 	telemetry bool
+	flags     uint16 // 0: ENCRYPTED; fragments carry FRAGMENT / LAST_FRAG
 }
 
 // sendQueue is the session's outgoing queue, guarded by Session.mu. DATA
@@ -289,9 +290,19 @@ func (s *Session) writeLoop() {
 			err = emit(s.telemetryPacket())
 		}
 		if sendAck && err == nil {
-			buf := bufpool.Get(wire.HeaderLen + len(ackPT) + wire.TagLen)
-			copy((*buf)[wire.HeaderLen:], ackPT)
-			err = emit(outPkt{buf: buf, n: len(ackPT), typ: wire.TypeAck})
+			// Window updates in as many ACKs as the MTU needs (at 512
+			// bytes, 52 entries each); never a packet above the MTU.
+			per := s.maxPlaintext() / wire.WindowUpdateLen * wire.WindowUpdateLen
+			for rest := ackPT; err == nil; {
+				part := rest[:min(len(rest), per)]
+				rest = rest[len(part):]
+				buf := bufpool.Get(wire.HeaderLen + len(part) + wire.TagLen)
+				copy((*buf)[wire.HeaderLen:], part)
+				err = emit(outPkt{buf: buf, n: len(part), typ: wire.TypeAck})
+				if len(rest) == 0 {
+					break
+				}
+			}
 		}
 		last := false
 		for i := range items {
@@ -332,6 +343,9 @@ func (s *Session) itemsSendableLocked() bool {
 // sealPacket writes the header of p and seals it in place.
 func (s *Session) sealPacket(p outPkt) []byte {
 	flags, ack, ts := wire.FlagEncrypted, s.lastRecv.Load(), s.monotonic()
+	if p.flags != 0 {
+		flags = p.flags
+	}
 	if p.telemetry {
 		_, ack = s.fillTelemetry((*p.buf)[wire.HeaderLen:wire.HeaderLen], s.sendNext, ts)
 		flags = wire.FlagsTelemetry
