@@ -109,7 +109,7 @@ Move a file between two machines, netcat-style:
 Run a node that keeps sessions to its peers, and ask it how it is doing:
 
   pool node --config /etc/pool/node.toml
-  pool status; pool sessions; pool peers   # --json for scripts
+  pool status; pool sessions; pool telemetry; pool peers   # --json for scripts
 
 docs/OPERATIONS.md covers installation, keys, ports and troubleshooting.`,
 		SilenceErrors: true,
@@ -133,6 +133,6 @@ docs/OPERATIONS.md covers installation, keys, ports and troubleshooting.`,
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(newDemoCmd(), newKeygenCmd(), newAddrCmd())
 	root.AddCommand(newListenCmd(), newConnectCmd())
-	root.AddCommand(newNodeCmd(), newStatusCmd(), newSessionsCmd(), newPeersCmd(), newReloadCmd())
+	root.AddCommand(newNodeCmd(), newStatusCmd(), newSessionsCmd(), newTelemetryCmd(), newPeersCmd(), newReloadCmd())
 	return root
 }

@@ -98,6 +98,8 @@ func TestNodeCmdUsage(t *testing.T) {
 		{"peers", "--json=maybe"},
 		{"peers", "--control", ""},
 		{"reload", "now"},
+		{"telemetry", "3f2a", "extra"},
+		{"telemetry", "--control"},
 	} {
 		code, out, errOut := runCmd(t, args...)
 		if code != 2 || !strings.HasPrefix(errOut, "pool: ") || !strings.Contains(errOut, "--help") || out != "" {
@@ -337,7 +339,7 @@ func TestControlCmdsNoNode(t *testing.T) {
 	}
 	ln.SetUnlinkOnClose(false)
 	ln.Close()
-	for _, cmd := range []string{"status", "sessions", "peers", "reload"} {
+	for _, cmd := range []string{"status", "sessions", "telemetry", "peers", "reload"} {
 		for _, json := range []bool{false, true} {
 			args := []string{cmd, "--control", stale}
 			if json {

@@ -1,7 +1,7 @@
 package main
 
 // Helpers shared by the commands that ask a running node over its control
-// socket: status, sessions, peers and reload.
+// socket: status, sessions, telemetry, peers and reload.
 
 import (
 	"bytes"
@@ -48,12 +48,17 @@ exits with status 1 if no node answers.`
 // ctlCall asks the node and decodes the result into out (a
 // *json.RawMessage keeps it as the node sent it).
 func ctlCall(ctx context.Context, f *ctlFlags, method string, out any) error {
+	return ctlRequest(ctx, f, node.Request{Method: method}, out)
+}
+
+// ctlRequest is ctlCall with a whole request.
+func ctlRequest(ctx context.Context, f *ctlFlags, req node.Request, out any) error {
 	if f.control == "" {
 		return usagef("--control needs the path of the node's control socket")
 	}
 	ctx, cancel := context.WithTimeout(ctx, ctlTimeout)
 	defer cancel()
-	return node.Call(ctx, f.control, method, out)
+	return node.CallRequest(ctx, f.control, req, out)
 }
 
 // ctlPrintJSON prints a result as indented JSON.
@@ -123,4 +128,17 @@ func ctlShortKey(k string) string {
 		return k[:12] + "…"
 	}
 	return k
+}
+
+// ctlBits formats a rate in bits/s in decimal units.
+func ctlBits(bps uint64) string {
+	if bps < 1000 {
+		return fmt.Sprintf("%d bit/s", bps)
+	}
+	v, i := float64(bps)/1000, 0
+	for v >= 1000 && i < 4 {
+		v /= 1000
+		i++
+	}
+	return fmt.Sprintf("%.1f %cbit/s", v, "kMGTP"[i])
 }

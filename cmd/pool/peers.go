@@ -20,9 +20,9 @@ order, with the state of each:
   connected    a session is up (for how long)
   connecting   dialing, or in the handshake
   backoff      the last attempt failed; the next one is in the time shown
-  compromised  not dialing: this node failed a runtime integrity self-test
-               and refuses new sessions until it is restarted (see
-               "pool status")
+  compromised  not dialing: this node failed a runtime integrity self-test,
+               or a peer's INTEGRITY proof was wrong, and it refuses new
+               sessions until it is restarted (see "pool status")
 
 and the last error: why the last attempt failed, or why the last session
 ended (e.g. "closed by peer (NO_ERROR)" when the peer shut down cleanly).

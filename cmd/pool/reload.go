@@ -22,8 +22,9 @@ authorized peers (the file is read again; inbound sessions of keys no
 longer authorized are closed), allow_any, log_level, reconnect_min and
 reconnect_max.
 
-A file with a mistake, or one that changes identity, listen, control or
-idle_timeout (which need a restart), is refused as a whole: the node keeps
+A file with a mistake, or one that changes identity, listen, control,
+idle_timeout, selftest_interval or heartbeat_interval (which need a
+restart), is refused as a whole: the node keeps
 running with its old configuration, and this command prints why and exits
 with status 1.
 

@@ -19,10 +19,11 @@ integrity self-tests, its public key and address, where it listens, how
 long it has run, how many sessions it has and how many of its configured
 peers are connected, and its handshake counters.
 
-A node that failed a self-test is COMPROMISED: status says what failed and
-when. It refuses every new session until it is restarted; investigate
-before restarting (docs/OPERATIONS.md, SELF-TESTS AND THE COMPROMISED
-STATE). In scripts: pool status --json | jq -e '.compromised | not'
+A node that failed a self-test, or one of whose peers answered an
+INTEGRITY challenge with a wrong proof, is COMPROMISED: status says what
+failed and when. It refuses every new session until it is restarted;
+investigate before restarting (docs/OPERATIONS.md, SELF-TESTS AND THE
+COMPROMISED STATE). In scripts: pool status --json | jq -e '.compromised | not'
 
 ` + ctlHelp + `
 
@@ -65,6 +66,9 @@ Examples:
 				row("", "new sessions are refused until the node is restarted; investigate first (docs/OPERATIONS.md)")
 			} else {
 				row("integrity", "ok (self-tests pass; every %s, %d rounds so far)", interval, in.SelftestRuns)
+			}
+			if in.ProofFailures > 0 {
+				row("", "%d session(s) ended by a peer's wrong INTEGRITY proof (see the log)", in.ProofFailures)
 			}
 			row("identity", "%s", st.Identity)
 			row("address", "%s", st.Address)

@@ -39,6 +39,15 @@ const (
 	// primitive can go unnoticed.
 	MinSelftestInterval = time.Second
 	MaxSelftestInterval = time.Hour
+	// DefaultHeartbeatInterval is how often a session sends its telemetry
+	// HEARTBEAT (draft §8). MinHeartbeatInterval and MaxHeartbeatInterval
+	// bound heartbeat_interval: below the floor the heartbeats cost more
+	// than they tell; above the ceiling the figures of "pool telemetry"
+	// go stale, and the sessions' INTEGRITY checks, which wait for the
+	// peer's first heartbeat, start late.
+	DefaultHeartbeatInterval = 5 * time.Second
+	MinHeartbeatInterval     = 100 * time.Millisecond
+	MaxHeartbeatInterval     = time.Minute
 
 	// maxConfigFile bounds what LoadConfig reads.
 	maxConfigFile = 1 << 20
@@ -74,6 +83,11 @@ type Config struct {
 	// repeats (the known-answer tests and a probe of the random source);
 	// Start also runs them once before anything else.
 	SelftestInterval time.Duration
+
+	// HeartbeatInterval is how often each session sends its telemetry
+	// HEARTBEAT (pool.Config.HeartbeatInterval): the peer's report that
+	// "pool telemetry" shows is at most about this old.
+	HeartbeatInterval time.Duration
 
 	Peers []Peer
 }
@@ -120,17 +134,18 @@ func (e *ConfigError) Error() string {
 // rawConfig is the file's schema. Every key must land in a field here:
 // anything else is an unknown key and refused.
 type rawConfig struct {
-	Identity         string    `toml:"identity"`
-	Listen           string    `toml:"listen"`
-	AuthorizedPeers  string    `toml:"authorized_peers"`
-	AllowAny         bool      `toml:"allow_any"`
-	Control          string    `toml:"control"`
-	LogLevel         string    `toml:"log_level"`
-	IdleTimeout      string    `toml:"idle_timeout"`
-	ReconnectMin     string    `toml:"reconnect_min"`
-	ReconnectMax     string    `toml:"reconnect_max"`
-	SelftestInterval string    `toml:"selftest_interval"`
-	Peer             []rawPeer `toml:"peer"`
+	Identity          string    `toml:"identity"`
+	Listen            string    `toml:"listen"`
+	AuthorizedPeers   string    `toml:"authorized_peers"`
+	AllowAny          bool      `toml:"allow_any"`
+	Control           string    `toml:"control"`
+	LogLevel          string    `toml:"log_level"`
+	IdleTimeout       string    `toml:"idle_timeout"`
+	ReconnectMin      string    `toml:"reconnect_min"`
+	ReconnectMax      string    `toml:"reconnect_max"`
+	SelftestInterval  string    `toml:"selftest_interval"`
+	HeartbeatInterval string    `toml:"heartbeat_interval"`
+	Peer              []rawPeer `toml:"peer"`
 }
 
 type rawPeer struct {
@@ -141,7 +156,7 @@ type rawPeer struct {
 
 // knownKeys are the keys of the schema, for "did you mean" suggestions.
 var knownKeys = []string{"identity", "listen", "authorized_peers", "allow_any", "control",
-	"log_level", "idle_timeout", "reconnect_min", "reconnect_max", "selftest_interval", "peer"}
+	"log_level", "idle_timeout", "reconnect_min", "reconnect_max", "selftest_interval", "heartbeat_interval", "peer"}
 
 var knownPeerKeys = []string{"name", "address", "key"}
 
@@ -240,7 +255,7 @@ func parseConfig(data []byte, name, dir string) (*Config, error) {
 	cfg := &Config{
 		Listen: DefaultListen, Control: DefaultControl, IdleTimeout: DefaultIdleTimeout,
 		ReconnectMin: DefaultReconnectMin, ReconnectMax: DefaultReconnectMax,
-		SelftestInterval: DefaultSelftestInterval,
+		SelftestInterval: DefaultSelftestInterval, HeartbeatInterval: DefaultHeartbeatInterval,
 	}
 	resolve := func(p string) string {
 		if p == "" || filepath.IsAbs(p) {
@@ -326,6 +341,7 @@ func parseConfig(data []byte, name, dir string) (*Config, error) {
 		{"reconnect_min", raw.ReconnectMin, &cfg.ReconnectMin},
 		{"reconnect_max", raw.ReconnectMax, &cfg.ReconnectMax},
 		{"selftest_interval", raw.SelftestInterval, &cfg.SelftestInterval},
+		{"heartbeat_interval", raw.HeartbeatInterval, &cfg.HeartbeatInterval},
 	} {
 		if !md.IsDefined(d.key) {
 			continue
@@ -345,6 +361,10 @@ func parseConfig(data []byte, name, dir string) (*Config, error) {
 	if v := cfg.SelftestInterval; v < MinSelftestInterval || v > MaxSelftestInterval {
 		return nil, cerr("selftest_interval", "must be between %v and %v, got %q (a round of self-tests costs about a millisecond; the interval bounds how long a tampered primitive goes unnoticed)",
 			MinSelftestInterval, MaxSelftestInterval, raw.SelftestInterval)
+	}
+	if v := cfg.HeartbeatInterval; v < MinHeartbeatInterval || v > MaxHeartbeatInterval {
+		return nil, cerr("heartbeat_interval", "must be between %v and %v, got %q (how often each session sends its telemetry)",
+			MinHeartbeatInterval, MaxHeartbeatInterval, raw.HeartbeatInterval)
 	}
 
 	// peers

@@ -19,9 +19,10 @@ import (
 
 // The control protocol (docs/OPERATIONS.md, "Control protocol"): a Unix
 // stream socket, mode 0600; one JSON object per line each way. A request
-// is {"method":"status"}; the reply is {"ok":true,"result":...} or
-// {"ok":false,"error":"..."}. A connection may carry several requests, one
-// after the other.
+// is {"method":"status"} (and {"method":"telemetry","session":"3f2a"}
+// may name sessions by an ID prefix); the reply is
+// {"ok":true,"result":...} or {"ok":false,"error":"..."}. A connection
+// may carry several requests, one after the other.
 const (
 	// MaxRequest is the longest request line, newline included.
 	MaxRequest = 64 << 10
@@ -35,6 +36,9 @@ const (
 // Request is a control request.
 type Request struct {
 	Method string `json:"method"`
+	// Session, for "telemetry" only, keeps the sessions whose ID starts
+	// with these hex digits; "" keeps all.
+	Session string `json:"session,omitempty"`
 }
 
 // Response is a control reply.
@@ -47,7 +51,7 @@ type Response struct {
 type controlServer struct {
 	path    string
 	ln      *net.UnixListener
-	handle  func(method string) (any, error)
+	handle  func(Request) (any, error)
 	log     *slog.Logger
 	sem     chan struct{}
 	wg      sync.WaitGroup
@@ -60,7 +64,7 @@ type controlServer struct {
 // listenControl creates the control socket at path with mode 0600 (its
 // directory with 0700 if missing). It refuses if another node answers on
 // path, and removes a stale socket a dead node left behind.
-func listenControl(path string, handle func(string) (any, error), log *slog.Logger) (*controlServer, error) {
+func listenControl(path string, handle func(Request) (any, error), log *slog.Logger) (*controlServer, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("control socket %s: cannot create its directory: %v", path, unwrapPathErr(err))
 	}
@@ -209,7 +213,7 @@ func (c *controlServer) dispatch(line []byte) (any, error) {
 		return nil, errors.New(`bad request: no "method" (want one JSON object per line, like {"method":"status"})`)
 	}
 	c.log.Debug("control request", "method", req.Method)
-	return c.handle(req.Method)
+	return c.handle(req)
 }
 
 func writeResponse(w io.Writer, result any, err error) error {
@@ -271,6 +275,12 @@ func (e *RemoteError) Error() string { return e.Msg }
 // Call sends one request to the node's control socket at path and decodes
 // its result into out (if not nil).
 func Call(ctx context.Context, path, method string, out any) error {
+	return CallRequest(ctx, path, Request{Method: method}, out)
+}
+
+// CallRequest is Call with a whole request.
+func CallRequest(ctx context.Context, path string, request Request, out any) error {
+	method := request.Method
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
@@ -279,7 +289,7 @@ func Call(ctx context.Context, path, method string, out any) error {
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	req, _ := json.Marshal(Request{Method: method})
+	req, _ := json.Marshal(request)
 	if _, err := conn.Write(append(req, '\n')); err != nil {
 		return fmt.Errorf("control socket %s: sending the request: %w", path, err)
 	}

@@ -9,7 +9,11 @@
 // straight to stderr), refuses every new session, inbound and outbound,
 // stops redialing its peers, and says so in "status" and "peers" until it
 // is restarted. Established sessions are left alone (see
-// pool.Config.Health for why).
+// pool.Config.Health for why). A peer that answers one of the sessions'
+// INTEGRITY challenges with a wrong proof (pool.Config.OnIntegrityFailure)
+// makes the node compromised the same way: §17.3 asks a node whose
+// integrity check fails to fail closed, and this node cannot tell whether
+// its own crypto path or the peer's is at fault.
 //
 // A Node is started from a validated Config (LoadConfig) and runs until
 // Shutdown. Sessions the listener accepts from authorized peers are kept
@@ -97,11 +101,14 @@ type Node struct {
 	ctl        *controlServer
 
 	// Runtime integrity (draft §17.3): mon repeats the self-tests;
-	// compromise is set, once and for good, by the first failure, and
-	// compromisedCh is closed then.
+	// compromise is set, once and for good, by the first failure (of a
+	// self-test, or of a peer's INTEGRITY proof), and compromisedCh is
+	// closed then. proofFailures counts the sessions whose peer sent a
+	// wrong INTEGRITY proof.
 	mon           *selftest.Monitor
 	compromise    atomic.Pointer[compromise]
 	compromisedCh chan struct{}
+	proofFailures atomic.Uint64
 
 	reloadMu sync.Mutex // one reload at a time
 
@@ -121,17 +128,37 @@ type sessionEntry struct {
 	s           *pool.Session
 	inbound     bool
 	established time.Time
+	// proofFailed: the peer's wrong INTEGRITY proof has been counted and
+	// acted on (guarded by Node.mu).
+	proofFailed bool
 }
+
+// Causes of the compromised state (Integrity.Cause).
+const (
+	CauseSelftest = "selftest"        // a runtime integrity self-test failed
+	CauseProof    = "integrity_proof" // a peer's INTEGRITY proof was wrong
+)
 
 // compromise is the runtime-integrity failure that made the node refuse
 // new sessions (draft §17.3).
 type compromise struct {
-	err *integrityError
-	at  time.Time
+	cause string // CauseSelftest or CauseProof
+	err   *integrityError
+	at    time.Time
 }
 
-// integrityError is a failed self-test on one line (see integrityText);
-// it unwraps to the internal/selftest error.
+// what says in a few words what made the node compromised, for the log
+// and the dialers' last error.
+func (c *compromise) what() string {
+	if c.cause == CauseProof {
+		return "a peer answered an INTEGRITY challenge with a wrong proof"
+	}
+	return "a runtime integrity self-test failed"
+}
+
+// integrityError is a failed self-test (see integrityText) or a peer's
+// wrong INTEGRITY proof, on one line; it unwraps to the internal/selftest
+// error or to pool.ErrIntegrity.
 type integrityError struct {
 	text string
 	err  error
@@ -214,7 +241,8 @@ func Start(cfg *Config, opts Options) (*Node, error) {
 	n.ctl = ctl
 	if cfg.Listen != "" {
 		ln, err := pool.Listen(cfg.Listen, &pool.Config{Identity: cfg.Identity, Authorize: n.authorized,
-			IdleTimeout: cfg.IdleTimeout, Logger: log, OnHandshakeError: n.handshakeError, Health: n.health})
+			IdleTimeout: cfg.IdleTimeout, HeartbeatInterval: cfg.HeartbeatInterval, Logger: log,
+			OnHandshakeError: n.handshakeError, Health: n.health, OnIntegrityFailure: n.integrityFailure})
 		if err != nil {
 			ctl.Close()
 			abort()
@@ -238,7 +266,7 @@ func Start(cfg *Config, opts Options) (*Node, error) {
 	log.Info("node started", "identity", cfg.Identity.Public.String(),
 		"address", pool.NewAddress(cfg.Identity.Public, 0, 0).String(), "listen", listen,
 		"control", cfg.Control, "peers", len(cfg.Peers), "config", cfg.File,
-		"selftest_interval", cfg.SelftestInterval)
+		"selftest_interval", cfg.SelftestInterval, "heartbeat_interval", cfg.HeartbeatInterval)
 	if n.ln != nil && cfg.AllowAny {
 		log.Warn("allow_any = true: any key may connect to this node")
 	}
@@ -283,14 +311,14 @@ func integrityText(err error) string {
 
 // integrityFailed is the monitor's onFail: the first failure of a
 // periodic self-test (or of the random source's health tests).
-func (n *Node) integrityFailed(err error) { n.markCompromised(err) }
+func (n *Node) integrityFailed(err error) { n.markCompromised(CauseSelftest, integrityText(err), err) }
 
 // markCompromised records the node as compromised, for good, and alerts;
 // later calls return the first record. From here the node refuses new
 // sessions: health fails, so the listener refuses handshakes and the
 // dialers stop (draft §17.3).
-func (n *Node) markCompromised(err error) *compromise {
-	c := &compromise{err: &integrityError{text: integrityText(err), err: err}, at: time.Now()}
+func (n *Node) markCompromised(cause, text string, err error) *compromise {
+	c := &compromise{cause: cause, err: &integrityError{text: text, err: err}, at: time.Now()}
 	if !n.compromise.CompareAndSwap(nil, c) {
 		return n.compromise.Load()
 	}
@@ -306,9 +334,64 @@ func (n *Node) markCompromised(err error) *compromise {
 	_, _ = io.WriteString(w, fmt.Sprintf("POOL NODE COMPROMISED at %s: %s. This node refuses every new session until it is restarted; "+
 		"investigate before restarting (docs/OPERATIONS.md, SELF-TESTS AND THE COMPROMISED STATE).\n",
 		c.at.Format(time.RFC3339), c.err.text))
-	n.log.Error("node compromised: a runtime integrity self-test failed; refusing every new session until restarted (draft §17.3)",
+	n.log.Error("node compromised: "+c.what()+"; refusing every new session until restarted (draft §17.3)",
 		"reason", c.err.text, "since", c.at.Format(time.RFC3339))
 	return c
+}
+
+// integrityFailure is pool.Config.OnIntegrityFailure, of the listener and
+// of every dialer: a session's peer answered an INTEGRITY challenge with
+// a wrong proof (the session layer has closed that session). The error
+// does not say which session, so this finds the listed sessions with a
+// failed proof not acted on yet. A session it cannot find (not listed
+// yet, or unlisted already) is caught by endSession or addSession.
+func (n *Node) integrityFailure(error) {
+	n.mu.Lock()
+	entries := make([]*sessionEntry, 0, len(n.sessions))
+	for _, e := range n.sessions {
+		if !e.proofFailed {
+			entries = append(entries, e)
+		}
+	}
+	n.mu.Unlock()
+	for _, e := range entries {
+		n.checkProofs(e)
+	}
+}
+
+// checkProofs acts, once per session, on a wrong INTEGRITY proof from e's
+// peer: it counts it, logs it and makes the node compromised, naming the
+// peer (draft §17.3: an integrity failure marks the node compromised, it
+// alerts, and it refuses new sessions). The peer is authenticated and
+// authorized, so this is a trusted peer misbehaving, or this node's own
+// crypto path failing the check: the node cannot tell which, and fails
+// closed (docs/OPERATIONS.md, SELF-TESTS AND THE COMPROMISED STATE).
+func (n *Node) checkProofs(e *sessionEntry) {
+	if e.s.Integrity().Failed == 0 {
+		return
+	}
+	n.mu.Lock()
+	if e.proofFailed {
+		n.mu.Unlock()
+		return
+	}
+	e.proofFailed = true
+	label := e.s.Peer().String()
+	if d, ok := n.peers[e.s.Peer()]; ok && d.peer.Name != "" {
+		label = d.peer.Name + " (" + label + ")"
+	}
+	n.mu.Unlock()
+	n.proofFailures.Add(1)
+	id := e.s.ID()
+	dir := "inbound"
+	if !e.inbound {
+		dir = "outbound"
+	}
+	text := fmt.Sprintf("INTEGRITY proof mismatch from peer %s (%s session %x, remote %s): its answer to an INTEGRITY challenge did not verify",
+		label, dir, id[:4], remoteOf(e.s))
+	n.log.Error("INTEGRITY proof mismatch: a peer answered an INTEGRITY challenge with a wrong proof; its session is closed (draft §17.3)",
+		"peer", label, "session", fmt.Sprintf("%x", id[:4]), "remote", remoteOf(e.s), "direction", dir)
+	n.markCompromised(CauseProof, text, pool.ErrIntegrity)
 }
 
 // health is the listener's and the dialers' pool.Config.Health: nil while
@@ -321,7 +404,7 @@ func (n *Node) health() error {
 	}
 	if err := n.mon.LastErr(); err != nil {
 		// The monitor failed and its onFail has not run yet.
-		return n.markCompromised(err).err
+		return n.markCompromised(CauseSelftest, integrityText(err), err).err
 	}
 	return nil
 }
@@ -405,7 +488,7 @@ func (n *Node) acceptLoop() {
 		go func() {
 			defer n.wg.Done()
 			n.runSession(n.ctx, e)
-			n.removeSession(e)
+			n.endSession(e)
 			if n.ctx.Err() == nil {
 				n.log.Info("inbound session ended", "peer", n.peerLabel(s.Peer()), "remote", remoteOf(s),
 					"err", sessionEndText(s))
@@ -427,15 +510,20 @@ func (n *Node) addSession(e *sessionEntry) bool {
 	switch {
 	case closing:
 		_ = e.s.Close()
-		return false
 	case revoked:
 		_ = e.s.CloseWithError(pool.CodeAuthFail, "key no longer authorized")
-		return false
+	default:
+		return true
 	}
-	return true
+	n.checkProofs(e) // never listed, so endSession will not see it
+	return false
 }
 
-func (n *Node) removeSession(e *sessionEntry) {
+// endSession unlists a session that ended, after acting on a wrong
+// INTEGRITY proof that ended it, if OnIntegrityFailure has not yet: so a
+// dialer sees the node compromised before it would redial.
+func (n *Node) endSession(e *sessionEntry) {
+	n.checkProofs(e)
 	n.mu.Lock()
 	delete(n.sessions, e.s)
 	n.mu.Unlock()
@@ -518,7 +606,8 @@ func (n *Node) runDialer(ctx context.Context, d *dialer) {
 		n.mu.Unlock()
 
 		s, err := pool.Dial(ctx, p.Address, p.Key, &pool.Config{Identity: cfg.Identity,
-			IdleTimeout: cfg.IdleTimeout, Logger: n.log, Health: n.health})
+			IdleTimeout: cfg.IdleTimeout, HeartbeatInterval: cfg.HeartbeatInterval, Logger: n.log,
+			Health: n.health, OnIntegrityFailure: n.integrityFailure})
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -547,7 +636,7 @@ func (n *Node) runDialer(ctx context.Context, d *dialer) {
 		n.log.Info("connected to peer", "peer", p.label(), "address", p.Address, "remote", remoteOf(s))
 
 		n.runSession(ctx, e)
-		n.removeSession(e)
+		n.endSession(e)
 		why := sessionEndText(s)
 		lived := time.Since(e.established)
 		n.mu.Lock()
@@ -582,6 +671,9 @@ func (n *Node) runDialer(ctx context.Context, d *dialer) {
 func (n *Node) parkDialer(ctx context.Context, d *dialer) {
 	why := "this node failed a runtime integrity self-test"
 	if c := n.compromise.Load(); c != nil {
+		if c.cause == CauseProof {
+			why = "this node is compromised"
+		}
 		why += " (" + c.err.text + ")"
 	}
 	n.mu.Lock()
@@ -658,8 +750,9 @@ func (n *Node) peerLabel(k pool.PublicKey) string {
 // sessions: the authorization policy (inbound sessions of keys no longer
 // authorized are closed), peers added and removed, changed peer addresses
 // and names, the log level and the reconnect settings. A file that is
-// invalid, or that changes identity, listen, control or idle_timeout, is
-// refused as a whole: the node keeps its old configuration.
+// invalid, or that changes identity, listen, control, idle_timeout,
+// selftest_interval or heartbeat_interval, is refused as a whole: the
+// node keeps its old configuration.
 func (n *Node) Reload() (ReloadResult, error) {
 	n.reloadMu.Lock()
 	defer n.reloadMu.Unlock()
@@ -706,6 +799,9 @@ func (n *Node) apply(cfg *Config) (ReloadResult, error) {
 	}
 	if cfg.SelftestInterval != old.SelftestInterval {
 		frozen = append(frozen, fmt.Sprintf("selftest_interval (%v -> %v)", old.SelftestInterval, cfg.SelftestInterval))
+	}
+	if cfg.HeartbeatInterval != old.HeartbeatInterval {
+		frozen = append(frozen, fmt.Sprintf("heartbeat_interval (%v -> %v)", old.HeartbeatInterval, cfg.HeartbeatInterval))
 	}
 	if len(frozen) > 0 {
 		return ReloadResult{}, fmt.Errorf("reload refused: %s cannot change while the node runs; restart the node to apply it (nothing was changed, the node keeps its old configuration)",
@@ -848,18 +944,23 @@ func (n *Node) Status() Status {
 	n.health() // records a failure the monitor found but has not reported yet
 	st.Integrity.State = IntegrityOK
 	st.Integrity.SelftestRuns = n.mon.Runs()
+	st.Integrity.ProofFailures = n.proofFailures.Load()
 	if c := n.compromise.Load(); c != nil {
 		st.Compromised = true
 		st.Integrity.State = IntegrityCompromised
+		st.Integrity.Cause = c.cause
 		st.Integrity.Reason = c.err.text
 		st.Integrity.Since = c.at.Truncate(time.Second)
-		st.Integrity.Failures = 1
+		if c.cause == CauseSelftest {
+			st.Integrity.Failures = 1
+		}
 	}
 	return st
 }
 
-// Sessions lists the live sessions, oldest first.
-func (n *Node) Sessions() []SessionInfo {
+// listed returns the live sessions, oldest first, and the names of the
+// configured peers' keys.
+func (n *Node) listed() ([]*sessionEntry, map[pool.PublicKey]string) {
 	n.mu.Lock()
 	entries := make([]*sessionEntry, 0, len(n.sessions))
 	for _, e := range n.sessions {
@@ -871,19 +972,30 @@ func (n *Node) Sessions() []SessionInfo {
 	}
 	n.mu.Unlock()
 	sort.Slice(entries, func(i, j int) bool { return entries[i].established.Before(entries[j].established) })
+	return entries, names
+}
+
+// sessionInfo describes one session, with its counters st.
+func sessionInfo(e *sessionEntry, names map[pool.PublicKey]string, st pool.SessionStats) SessionInfo {
+	id, p := e.s.ID(), e.s.Path()
+	remote, local := p.Client, p.Server
+	dir := "inbound"
+	if !e.inbound {
+		dir = "outbound"
+		remote, local = local, remote
+	}
+	return SessionInfo{ID: fmt.Sprintf("%x", id[:]), PeerKey: e.s.Peer().String(),
+		PeerName: names[e.s.Peer()], Direction: dir, Remote: unmap(remote), Local: unmap(local),
+		Established: e.established.Truncate(time.Second), PacketsSent: st.PacketsSent,
+		PacketsReceived: st.PacketsReceived, BytesSent: st.BytesSent, BytesReceived: st.BytesReceived}
+}
+
+// Sessions lists the live sessions, oldest first.
+func (n *Node) Sessions() []SessionInfo {
+	entries, names := n.listed()
 	out := make([]SessionInfo, 0, len(entries))
 	for _, e := range entries {
-		id, st, p := e.s.ID(), e.s.Stats(), e.s.Path()
-		remote, local := p.Client, p.Server
-		dir := "inbound"
-		if !e.inbound {
-			dir = "outbound"
-			remote, local = local, remote
-		}
-		out = append(out, SessionInfo{ID: fmt.Sprintf("%x", id[:]), PeerKey: e.s.Peer().String(),
-			PeerName: names[e.s.Peer()], Direction: dir, Remote: unmap(remote), Local: unmap(local),
-			Established: e.established.Truncate(time.Second), PacketsSent: st.PacketsSent,
-			PacketsReceived: st.PacketsReceived, BytesSent: st.BytesSent, BytesReceived: st.BytesReceived})
+		out = append(out, sessionInfo(e, names, e.s.Stats()))
 	}
 	return out
 }
@@ -916,21 +1028,26 @@ func (n *Node) Peers() []PeerInfo {
 }
 
 // handleControl answers one control request.
-func (n *Node) handleControl(method string) (any, error) {
-	switch method {
+func (n *Node) handleControl(req Request) (any, error) {
+	if req.Session != "" && req.Method != "telemetry" {
+		return nil, fmt.Errorf(`bad request: method %q takes no "session" (only "telemetry" does)`, req.Method)
+	}
+	switch req.Method {
 	case "ping":
 		return "pong", nil
 	case "status":
 		return n.Status(), nil
 	case "sessions":
 		return n.Sessions(), nil
+	case "telemetry":
+		return n.Telemetry(req.Session)
 	case "peers":
 		return n.Peers(), nil
 	case "reload":
 		return n.Reload()
 	}
-	return nil, fmt.Errorf("unknown method %q (want one of %s)", method, strings.Join(Methods, ", "))
+	return nil, fmt.Errorf("unknown method %q (want one of %s)", req.Method, strings.Join(Methods, ", "))
 }
 
 // Methods are the control protocol's methods.
-var Methods = []string{"status", "sessions", "peers", "reload", "ping"}
+var Methods = []string{"status", "sessions", "telemetry", "peers", "reload", "ping"}

@@ -8,8 +8,9 @@ import "time"
 
 // Status is the result of "status".
 type Status struct {
-	// Compromised: a runtime integrity self-test failed; the node
-	// refuses new sessions until restarted (Integrity says what and when).
+	// Compromised: a runtime integrity self-test failed, or a peer
+	// answered an INTEGRITY challenge with a wrong proof; the node refuses
+	// new sessions until restarted (Integrity says what and when).
 	Compromised     bool            `json:"compromised"`
 	Integrity       Integrity       `json:"integrity"`
 	Version         string          `json:"version"`
@@ -39,14 +40,23 @@ const (
 // Integrity is the node's runtime-integrity state (draft §17.3;
 // docs/OPERATIONS.md, SELF-TESTS AND THE COMPROMISED STATE).
 type Integrity struct {
-	State             string    `json:"state"`            // IntegrityOK or IntegrityCompromised
-	Reason            string    `json:"reason,omitempty"` // what failed: the primitive or randomness test
-	Since             time.Time `json:"since,omitzero"`   // when the failure was found
+	State string `json:"state"` // IntegrityOK or IntegrityCompromised
+	// Cause is what made the node compromised: CauseSelftest or
+	// CauseProof; "" while it is not.
+	Cause string `json:"cause,omitempty"`
+	// Reason says what failed: the primitive or randomness test, or the
+	// peer whose INTEGRITY proof was wrong.
+	Reason            string    `json:"reason,omitempty"`
+	Since             time.Time `json:"since,omitzero"` // when the failure was found
 	SelftestIntervalS float64   `json:"selftest_interval_s"`
 	SelftestRuns      uint64    `json:"selftest_runs"` // rounds run since start, the failed one included
-	// Failures counts failed rounds: 0, or 1, since the first failure
-	// latches and no round runs after it.
+	// Failures counts failed self-test rounds: 0, or 1, since the first
+	// failure latches and no round runs after it.
 	Failures uint64 `json:"failures"`
+	// ProofFailures counts the sessions whose peer answered an INTEGRITY
+	// challenge with a wrong proof, since start (the first one made the
+	// node compromised, unless a self-test had already).
+	ProofFailures uint64 `json:"integrity_failures"`
 }
 
 // HandshakeCounts are the listener's counters since the node started.
@@ -104,4 +114,101 @@ type PeerInfo struct {
 // ReloadResult is the result of "reload".
 type ReloadResult struct {
 	Changes []string `json:"changes"` // what changed, one line each; empty when nothing did
+}
+
+// TelemetryInfo is one element of the result of "telemetry": a live
+// session's figures, with this node's own measurements (Local) and the
+// peer's last report about itself (PeerReport) kept apart, never merged
+// (draft §8: each side gets a view it can cross-check against the
+// other's). Durations are in the unit their name ends with: _us integer
+// microseconds, _s seconds (to the millisecond).
+type TelemetryInfo struct {
+	ID              string    `json:"id"` // Session ID, 32 hex digits
+	PeerKey         string    `json:"peer_key"`
+	PeerName        string    `json:"peer_name,omitempty"` // when the key is a configured peer's
+	Direction       string    `json:"direction"`           // "inbound" or "outbound"
+	Remote          string    `json:"remote"`
+	Established     time.Time `json:"established"`
+	Epoch           uint32    `json:"epoch"`  // the current key epoch (0 until the first rekey)
+	Rekeys          uint64    `json:"rekeys"` // rekeys completed
+	PacketsSent     uint64    `json:"packets_sent"`
+	PacketsReceived uint64    `json:"packets_received"`
+	BytesSent       uint64    `json:"bytes_sent"`     // application bytes on channels
+	BytesReceived   uint64    `json:"bytes_received"` // application bytes on channels
+	// Local is what this node measured itself.
+	Local Measurements `json:"local"`
+	// PeerReport is the peer's last telemetry, as it sent it; null until
+	// the first one arrives.
+	PeerReport   *PeerReport     `json:"peer_report"`
+	DigestChecks uint64          `json:"digest_checks"` // the peer's state digests verified
+	Anomalies    uint64          `json:"anomalies"`     // cross-check disagreements, counted, not fatal
+	LastAnomaly  string          `json:"last_anomaly"`  // "" if none
+	Overload     OverloadInfo    `json:"overload"`
+	Integrity    IntegrityChecks `json:"integrity"`
+	Channels     []ChannelInfo   `json:"channels"` // open channels by ID; [] if none
+}
+
+// Measurements are this node's own figures for a session.
+type Measurements struct {
+	RTTUs      int64  `json:"rtt_us"`    // smoothed round-trip time; 0 until rtt_samples > 0
+	JitterUs   int64  `json:"jitter_us"` // smoothed RTT variation
+	RTTSamples uint64 `json:"rtt_samples"`
+	// Inbound: the peer's packets toward this node, over this node's
+	// last heartbeat interval.
+	LossInPPM       uint32 `json:"loss_in_ppm"`
+	ThroughputInBps uint64 `json:"throughput_in_bps"` // bits/s of whole packets
+	// Outbound, derived from the peer's counters in its last two
+	// reports: this node's packets toward the peer.
+	LossOutPPM       uint32 `json:"loss_out_ppm"`
+	ThroughputOutBps uint64 `json:"throughput_out_bps"`
+	MTU              int    `json:"mtu"` // path MTU toward the peer, POOL packet bytes
+	HeartbeatsSent   uint64 `json:"heartbeats_sent"`
+	HeartbeatsRecv   uint64 `json:"heartbeats_received"`
+	// UptimeS is the session's age by this node's clock, from when the
+	// node took the session over.
+	UptimeS float64 `json:"uptime_s"`
+}
+
+// PeerReport is the peer's last telemetry HEARTBEAT, its figures as it
+// sent them (PROTOCOL.md §7.9.3): "in" is toward the peer.
+type PeerReport struct {
+	AgeS            float64 `json:"age_s"` // how long ago it arrived
+	RTTUs           int64   `json:"rtt_us"`
+	JitterUs        int64   `json:"jitter_us"`
+	LossInPPM       uint32  `json:"loss_in_ppm"`       // loss of this node's packets toward the peer
+	ThroughputInBps uint32  `json:"throughput_in_bps"` // bits/s the peer received, saturating at 2^32-1
+	MTU             uint16  `json:"mtu"`
+	QueueDepth      uint16  `json:"queue_depth"` // packets waiting in the peer's send queue
+	UptimeS         float64 `json:"uptime_s"`    // the session's age by the peer's clock
+	Rekeys          uint32  `json:"rekeys"`
+	ConfigVersion   uint32  `json:"config_version"`
+	JournalHead     string  `json:"journal_head"` // 16 hex digits
+	RxPackets       uint64  `json:"rx_packets"`   // packets the peer authenticated from this node
+	RxBytes         uint64  `json:"rx_bytes"`     // their size on the wire
+}
+
+// OverloadInfo is a session's backpressure (PROTOCOL.md §7.13).
+type OverloadInfo struct {
+	NoticesSent     uint64 `json:"notices_sent"`     // OVERLOAD notices this node sent
+	NoticesReceived uint64 `json:"notices_received"` // and received
+	Paused          bool   `json:"paused"`           // holding DATA now because the peer asked
+	UnreadBytes     int64  `json:"unread_bytes"`     // received, not yet read, all channels
+}
+
+// IntegrityChecks count a session's INTEGRITY exchanges (PROTOCOL.md
+// §7.12).
+type IntegrityChecks struct {
+	Verified  uint64 `json:"verified"`  // the peer's proofs that verified
+	Failed    uint64 `json:"failed"`    // and did not (the session then ends)
+	Timeouts  uint64 `json:"timeouts"`  // challenges not answered within 10 s
+	Unmatched uint64 `json:"unmatched"` // late or unknown answers, ignored
+	Answered  uint64 `json:"answered"`  // the peer's challenges this node answered
+}
+
+// ChannelInfo is one open channel's counters.
+type ChannelInfo struct {
+	ID            uint8  `json:"id"`
+	BytesSent     uint64 `json:"bytes_sent"`
+	BytesReceived uint64 `json:"bytes_received"`
+	Buffered      int    `json:"buffered"` // received, not yet read
 }
