@@ -122,3 +122,11 @@ func (s *Session) PathMTU() (int, MTUStats) {
 	}
 	return s.mtu(), s.disc.prober.Stats()
 }
+
+// ProbeAnswers counts the peer's probes this side answered and those it
+// dropped for arriving faster than one per second (§7.10, P05).
+func (s *Session) ProbeAnswers() (answered, dropped uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.disc.resp.Counts()
+}

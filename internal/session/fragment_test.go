@@ -170,3 +170,40 @@ func TestFragmentRules(t *testing.T) {
 		}
 	}
 }
+
+// TestProbeFlood: probes sent far faster than one per second are answered
+// at most in a burst of 4 and then once a second; the rest are dropped and
+// counted, and the session lives on (P05).
+func TestProbeFlood(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ce, se := handshakePair(t)
+		cc, sc := transport.Pipe(transport.PipeConfig{Datagram: true, Queue: 4096})
+		srv := New(sc, se, Config{})
+		defer func() { srv.Close(); cc.Close(); <-srv.Done() }()
+		go func() {
+			for {
+				p, err := cc.ReadPacket()
+				if err != nil {
+					return
+				}
+				bufpool.Put(p)
+			}
+		}()
+		f := &fragSender{conn: cc, prot: seal.NewProtector(&ce.Keys.C2S), sid: ce.SID, seq: ce.SendSeq}
+		for i := 0; i < 1000; i++ {
+			probe := wire.AppendDiscover(nil, &wire.Discover{Kind: wire.DiscoverProbe, Size: 600, ID: uint32(i + 1)})
+			f.send(wire.TypeDiscover, wire.FlagEncrypted, probe)
+			if i%100 == 99 {
+				time.Sleep(time.Second) // 100 probes a second for 10 s
+			}
+		}
+		synctest.Wait()
+		answered, dropped := srv.ProbeAnswers()
+		if answered > 4+10 || answered+dropped != 1000 {
+			t.Fatalf("answered %d, dropped %d of 1000 probes in 10 s", answered, dropped)
+		}
+		if srv.Err() != nil {
+			t.Fatalf("the flood ended the session: %v", srv.Err())
+		}
+	})
+}
