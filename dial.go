@@ -75,7 +75,7 @@ func dial(ctx context.Context, address string, hc handshake.ClientConfig, cfg *C
 		}
 		return nil, fmt.Errorf("pool: connecting to %s: %w", address, err)
 	}
-	hc.Identity, hc.MaxDifficulty = cfg.Identity, cfg.MaxDifficulty
+	hc.Identity, hc.MaxDifficulty, hc.Rand = cfg.Identity, cfg.MaxDifficulty, cfg.Rand
 	est, err := clientHandshake(ctx, tc, hc)
 	if err != nil {
 		tc.Close()

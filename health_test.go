@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -178,5 +180,44 @@ func TestHealthDialRefusesMidHandshake(t *testing.T) {
 	}
 	if st := l.Stats(); st.Sessions != 0 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+type failingRand struct{}
+
+func (failingRand) Read([]byte) (int, error) { return 0, errors.New("random source failed its health test") }
+
+// TestFailingRandStopsHandshakes: a Config.Rand that fails (a tripped
+// health test, draft §17.3) makes handshakes fail with that error on
+// either side instead of proceeding with weak secrets.
+func TestFailingRandStopsHandshakes(t *testing.T) {
+	id := newIdentity(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var failures atomic.Int32
+	bad, err := pool.Listen("127.0.0.1:0", &pool.Config{Identity: id, AllowAny: true, Rand: failingRand{},
+		OnHandshakeError: func(_ netip.AddrPort, err error) {
+			if strings.Contains(err.Error(), "health test") {
+				failures.Add(1)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	if _, err := pool.Dial(ctx, bad.Addr().String(), id.Public, &pool.Config{Identity: newIdentity(t)}); err == nil {
+		t.Fatal("a listener with a failing source completed a handshake")
+	}
+	if failures.Load() == 0 {
+		t.Error("the listener did not report its random source failing")
+	}
+	l, err := pool.Listen("127.0.0.1:0", &pool.Config{Identity: id, AllowAny: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, err = pool.Dial(ctx, l.Addr().String(), id.Public, &pool.Config{Identity: newIdentity(t), Rand: failingRand{}})
+	if err == nil || !strings.Contains(err.Error(), "health test") {
+		t.Fatalf("Dial with a failing source: %v", err)
 	}
 }

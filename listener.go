@@ -74,7 +74,7 @@ func Listen(address string, cfg *Config) (*Listener, error) {
 	srv, err := handshake.NewServer(handshake.ServerConfig{
 		Identity: cfg.Identity, Authorize: authorize, Rotation: cfg.CookieRotation,
 		MinDifficulty: cfg.MinDifficulty, MaxDifficulty: cfg.ServerMaxDifficulty,
-		InitRate: cfg.InitRate, InitBurst: cfg.InitBurst,
+		InitRate: cfg.InitRate, InitBurst: cfg.InitBurst, Rand: cfg.Rand,
 	})
 	if err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ package pool
 
 import (
 	"errors"
+	"io"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -169,6 +170,11 @@ type Config struct {
 	// session is then closed), so a node can fail closed (draft §17.3).
 	IntegrityInterval  time.Duration
 	OnIntegrityFailure func(error)
+	// Rand is the source of every secret this side draws itself (ISNs,
+	// cookie secrets, handshake randoms, INTEGRITY nonces); nil means
+	// crypto/rand. A node passes its health-tested source (draft §17.3),
+	// so a failing generator stops handshakes instead of weakening them.
+	Rand io.Reader
 
 	// OnHandshakeError, if set, is told of every handshake a listener
 	// abandons, with the reason (the client never is: handshake.md §7.3).
@@ -230,7 +236,8 @@ func (c *Config) sessionConfig() session.Config {
 		WriteTimeout: c.WriteTimeout, IdleTimeout: c.IdleTimeout,
 		RekeyPackets: c.RekeyPackets, RekeyInterval: c.RekeyInterval,
 		HeartbeatInterval: c.HeartbeatInterval, HeartbeatMisses: c.HeartbeatMisses,
-		IntegrityInterval: c.IntegrityInterval, OnIntegrityFailure: c.OnIntegrityFailure, Logger: c.logger()}
+		IntegrityInterval: c.IntegrityInterval, OnIntegrityFailure: c.OnIntegrityFailure, Rand: c.Rand,
+		Logger: c.logger()}
 }
 
 // health is Config.Health, nil when unset.

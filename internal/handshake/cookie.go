@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"hash"
 	"io"
 	"net/netip"
@@ -74,19 +75,23 @@ func newSecretRing(period time.Duration, r io.Reader) *secretRing {
 func (s *secretRing) epochAt(now time.Time) int64 { return max(now.UnixNano(), 0) / int64(s.period) }
 
 // current returns the slot and MAC for a cookie issued now, rotating the
-// slot's secret if it belongs to an older epoch.
-func (s *secretRing) current(now time.Time) (uint8, hash.Hash) {
+// slot's secret if it belongs to an older epoch. A random source that
+// fails (a health test tripped, draft §17.3) fails the handshake: the slot
+// is left empty, never filled with a weak secret.
+func (s *secretRing) current(now time.Time) (uint8, hash.Hash, error) {
 	e := s.epochAt(now)
 	j := uint8(e % slots)
 	if s.epoch[j] != e {
 		clear(s.key[j][:])
+		s.epoch[j], s.mac[j] = -1, nil
 		if _, err := io.ReadFull(s.rand, s.key[j][:]); err != nil {
-			panic("handshake: CSPRNG failed: " + err.Error())
+			clear(s.key[j][:])
+			return 0, nil, fmt.Errorf("%w: %v", ErrRandom, err)
 		}
 		s.epoch[j] = e
 		s.mac[j] = hmac.New(sha256.New, s.key[j][:])
 	}
-	return j, s.mac[j]
+	return j, s.mac[j], nil
 }
 
 // live returns the MAC for slot j if its secret is of the current epoch or

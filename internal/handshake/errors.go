@@ -20,6 +20,7 @@ var (
 	ErrAuth           = errors.New("handshake: authentication failed")
 	ErrUnauthorized   = errors.New("handshake: client identity not authorized")
 	ErrSelfConnection = errors.New("handshake: client uses the server's own identity")
+	ErrRandom         = errors.New("handshake: the random source failed")
 )
 
 // Client-side failures. The pin failure and the downgrade are definite; the

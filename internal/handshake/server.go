@@ -197,7 +197,11 @@ func (s *Server) HandleInit(dst []byte, pkt []byte, p Path) ([]byte, error) {
 		return dst, ErrRateLimited
 	}
 	d := s.diff.current(now)
-	j, mac := s.ring.current(now)
+	j, mac, err := s.ring.current(now)
+	if err != nil {
+		s.mu.Unlock()
+		return dst, err
+	}
 	sid := sidFrom(mac, cookieInput(s.buf[:0], &p, &s.sS, pkt, tIss, d, j, s.cfg.Versions))
 	s.mu.Unlock()
 	s.stats.challenges.Add(1)

@@ -106,6 +106,7 @@ type Node struct {
 	// closed then. proofFailures counts the sessions whose peer sent a
 	// wrong INTEGRITY proof.
 	mon           *selftest.Monitor
+	rand          *selftest.Source // the health-tested random source
 	compromise    atomic.Pointer[compromise]
 	compromisedCh chan struct{}
 	proofFailures atomic.Uint64
@@ -224,6 +225,7 @@ func Start(cfg *Config, opts Options) (*Node, error) {
 	// The monitor's first round runs now; it repeats the tests above, so
 	// it fails only if the fault appeared in between (then the alert
 	// goes out too: the node is compromised).
+	n.rand = src // every secret the node draws passes the health tests
 	n.mon = selftest.NewMonitor(cfg.SelftestInterval, src, n.integrityFailed)
 	if err := n.mon.Start(ctx); err != nil {
 		cancel()
@@ -242,7 +244,8 @@ func Start(cfg *Config, opts Options) (*Node, error) {
 	if cfg.Listen != "" {
 		ln, err := pool.Listen(cfg.Listen, &pool.Config{Identity: cfg.Identity, Authorize: n.authorized,
 			IdleTimeout: cfg.IdleTimeout, HeartbeatInterval: cfg.HeartbeatInterval, Logger: log,
-			OnHandshakeError: n.handshakeError, Health: n.health, OnIntegrityFailure: n.integrityFailure})
+			OnHandshakeError: n.handshakeError, Health: n.health, OnIntegrityFailure: n.integrityFailure,
+			Rand: n.rand})
 		if err != nil {
 			ctl.Close()
 			abort()
@@ -607,7 +610,7 @@ func (n *Node) runDialer(ctx context.Context, d *dialer) {
 
 		s, err := pool.Dial(ctx, p.Address, p.Key, &pool.Config{Identity: cfg.Identity,
 			IdleTimeout: cfg.IdleTimeout, HeartbeatInterval: cfg.HeartbeatInterval, Logger: n.log,
-			Health: n.health, OnIntegrityFailure: n.integrityFailure})
+			Health: n.health, OnIntegrityFailure: n.integrityFailure, Rand: n.rand})
 		if err != nil {
 			if ctx.Err() != nil {
 				return

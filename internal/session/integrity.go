@@ -2,8 +2,9 @@ package session
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
+	"fmt"
+	"io"
 	"time"
 
 	"github.com/pool-go/pool/internal/bufpool"
@@ -118,7 +119,13 @@ func (s *Session) challengeLocked() {
 	if s.closing {
 		return
 	}
-	rand.Read(i.nonce[:])
+	if _, err := io.ReadFull(s.cfg.Rand, i.nonce[:]); err != nil {
+		// A failing generator (a health test tripped, §17.3): no
+		// challenge without a fresh nonce; the node's monitor reacts.
+		s.log.Error("INTEGRITY challenge skipped: random source failed", "err", err)
+		s.settleLocked(fmt.Errorf("pool: INTEGRITY challenge: %w", err))
+		return
+	}
 	i.outstanding = true
 	nonce := i.nonce
 	i.deadline = time.AfterFunc(IntegrityTimeout, func() { s.integrityExpired(nonce) })

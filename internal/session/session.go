@@ -5,6 +5,7 @@ package session
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -94,7 +95,9 @@ type Config struct {
 	// message, reassembled if it came in fragments; the layers that define
 	// them (later) consume it. Without it they are ignored (§7.7).
 	OnMessage func(typ wire.Type, msg []byte)
-	Logger    *slog.Logger
+	// Rand draws INTEGRITY nonces; nil means crypto/rand.
+	Rand   io.Reader
+	Logger *slog.Logger
 }
 
 // Stats are a session's cumulative counters.
@@ -208,6 +211,9 @@ func New(conn transport.Conn, est *handshake.Established, cfg Config) *Session {
 	}
 	if cfg.IntegrityInterval <= 0 {
 		cfg.IntegrityInterval = DefaultIntegrityInterval
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
