@@ -185,7 +185,9 @@ func TestHealthDialRefusesMidHandshake(t *testing.T) {
 
 type failingRand struct{}
 
-func (failingRand) Read([]byte) (int, error) { return 0, errors.New("random source failed its health test") }
+func (failingRand) Read([]byte) (int, error) {
+	return 0, errors.New("random source failed its health test")
+}
 
 // TestFailingRandStopsHandshakes: a Config.Rand that fails (a tripped
 // health test, draft §17.3) makes handshakes fail with that error on
