@@ -180,15 +180,7 @@ func TestProbeFlood(t *testing.T) {
 		cc, sc := transport.Pipe(transport.PipeConfig{Datagram: true, Queue: 4096})
 		srv := New(sc, se, Config{})
 		defer func() { srv.Close(); cc.Close(); <-srv.Done() }()
-		go func() {
-			for {
-				p, err := cc.ReadPacket()
-				if err != nil {
-					return
-				}
-				bufpool.Put(p)
-			}
-		}()
+		go discardAll(cc) // a peer that reads and never answers
 		f := &fragSender{conn: cc, prot: seal.NewProtector(&ce.Keys.C2S), sid: ce.SID, seq: ce.SendSeq}
 		for i := 0; i < 1000; i++ {
 			probe := wire.AppendDiscover(nil, &wire.Discover{Kind: wire.DiscoverProbe, Size: 600, ID: uint32(i + 1)})

@@ -8,7 +8,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/pool-go/pool/internal/bufpool"
 	"github.com/pool-go/pool/internal/transport"
 	"github.com/pool-go/pool/internal/wire"
 )
@@ -127,15 +126,7 @@ func TestIntegrityTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ce, _ := handshakePair(t)
 		cc, sc := transport.Pipe(transport.PipeConfig{})
-		go func() {
-			for {
-				p, err := sc.ReadPacket()
-				if err != nil {
-					return
-				}
-				bufpool.Put(p)
-			}
-		}()
+		go discardAll(sc) // a peer that reads and never answers
 		cli := New(cc, ce, Config{})
 		defer func() { cli.Close(); sc.Close(); <-cli.Done() }()
 		start := time.Now()

@@ -29,6 +29,18 @@ func pipePair(t *testing.T, cfg Config) (cli, srv *Session) {
 	return cli, srv
 }
 
+// discardAll reads and drops everything that arrives on c until it closes:
+// the far end of a peer that never answers.
+func discardAll(c *transport.PipeConn) {
+	for {
+		p, err := c.ReadPacket()
+		if err != nil {
+			return
+		}
+		bufpool.Put(p)
+	}
+}
+
 func closeBoth(cli, srv *Session) {
 	cli.Close()
 	srv.Close()
@@ -203,15 +215,7 @@ func TestRekeyAckNeverComes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ce, _ := handshakePair(t)
 		cc, sc := transport.Pipe(transport.PipeConfig{})
-		go func() { // a peer that reads and never answers
-			for {
-				p, err := sc.ReadPacket()
-				if err != nil {
-					return
-				}
-				bufpool.Put(p)
-			}
-		}()
+		go discardAll(sc) // a peer that reads and never answers
 		defer sc.Close()
 		cli := New(cc, ce, Config{IdleTimeout: time.Hour})
 		defer func() { cli.Close(); sc.Close(); <-cli.Done() }()

@@ -7,7 +7,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/pool-go/pool/internal/bufpool"
 	"github.com/pool-go/pool/internal/transport"
 	"github.com/pool-go/pool/internal/wire"
 )
@@ -68,15 +67,7 @@ func TestDeadPeerDetected(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ce, _ := handshakePair(t)
 		cc, sc := transport.Pipe(transport.PipeConfig{})
-		go func() { // the peer reads and never sends again
-			for {
-				p, err := sc.ReadPacket()
-				if err != nil {
-					return
-				}
-				bufpool.Put(p)
-			}
-		}()
+		go discardAll(sc) // a peer that reads and never answers
 		cli := New(cc, ce, Config{})
 		defer func() { cli.Close(); sc.Close(); <-cli.Done() }()
 		time.Sleep(29 * time.Second)
