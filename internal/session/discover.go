@@ -26,7 +26,7 @@ func (s *Session) startDiscovery() {
 		return
 	}
 	s.disc.prober = pmtu.New(pmtu.Config{Limit: s.conn.MaxPacket(), Reliable: false})
-	s.disc.timer = time.AfterFunc(time.Second, s.probeTick)
+	startTimer(&s.disc.timer, time.Second, s.probeTick)
 }
 
 // probeTick sends the probe the search wants now, once the peer has shown

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -137,6 +138,10 @@ func (s *Session) SendMessage(typ wire.Type, msg []byte) error {
 		buf := bufpool.Get(wire.HeaderLen + len(msg) + wire.TagLen)
 		copy((*buf)[wire.HeaderLen:], msg)
 		return s.enqueue(outPkt{buf: buf, n: len(msg), typ: typ}, time.Time{})
+	}
+	// A peer without the layer would refuse fragments (§7.7).
+	if err := s.awaitLayer(context.Background()); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	id := s.frags.nextID

@@ -72,6 +72,9 @@ func (s *Session) newIntegrityKeyLocked(epoch uint32, k *[32]byte) {
 // §17.3: "on demand"). A wrong proof ends the session and returns
 // ErrIntegrity; no answer in 10 s returns ErrIntegrityTimeout.
 func (s *Session) VerifyIntegrity(ctx context.Context) error {
+	if err := s.awaitLayer(ctx); err != nil {
+		return err
+	}
 	ch := make(chan error, 1)
 	s.mu.Lock()
 	if s.err != nil {
@@ -109,9 +112,25 @@ func (s *Session) integrityTick() {
 }
 
 func (s *Session) peerSpeaksLayer() bool {
-	s.tele.mu.Lock()
-	defer s.tele.mu.Unlock()
-	return s.tele.local.HeartbeatsRecv > 0
+	select {
+	case <-s.layer:
+		return true
+	default:
+		return false
+	}
+}
+
+// awaitLayer waits for the layer signal (§7.7): the peer's first telemetry
+// HEARTBEAT, which it sends as soon as the session starts.
+func (s *Session) awaitLayer(ctx context.Context) error {
+	select {
+	case <-s.layer:
+		return nil
+	case <-s.done:
+		return s.Err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (s *Session) challengeLocked() {

@@ -8,6 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/pool-go/pool/internal/seal"
 	"github.com/pool-go/pool/internal/transport"
 	"github.com/pool-go/pool/internal/wire"
 )
@@ -124,11 +125,21 @@ func TestIntegrityForgedResponses(t *testing.T) {
 // after 10 s, not the session.
 func TestIntegrityTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ce, _ := handshakePair(t)
+		ce, se := handshakePair(t)
 		cc, sc := transport.Pipe(transport.PipeConfig{})
 		go discardAll(sc) // a peer that reads and never answers
 		cli := New(cc, ce, Config{})
 		defer func() { cli.Close(); sc.Close(); <-cli.Done() }()
+		// It does send one telemetry HEARTBEAT, the layer signal (§7.7),
+		// so the client challenges it.
+		d := wire.DigestState{Role: wire.RoleServer, SID: se.SID, Seq: se.SendSeq, EpochFirstSeq: se.SendSeq}
+		pt := wire.AppendTelemetry(nil, &wire.Telemetry{UptimeNs: 1, StateDigest: wire.StateDigest(&d)})
+		b := make([]byte, wire.HeaderLen+len(pt), wire.HeaderLen+len(pt)+wire.TagLen)
+		wire.PutHeader(b, &wire.Header{Version: 1, Type: wire.TypeHeartbeat, Flags: wire.FlagsTelemetry, Seq: se.SendSeq,
+			SID: se.SID, Length: uint16(len(pt) + wire.TagLen)})
+		copy(b[wire.HeaderLen:], pt)
+		sc.WritePackets([][]byte{seal.NewProtector(&se.Keys.S2C).Seal(b)})
+		synctest.Wait()
 		start := time.Now()
 		err := cli.VerifyIntegrity(context.Background())
 		if !errors.Is(err, ErrIntegrityTimeout) || time.Since(start) != IntegrityTimeout {

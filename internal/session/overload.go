@@ -69,8 +69,8 @@ func (s *Session) overloadRepeat() {
 
 // queueNoticeLocked queues an OVERLOAD notice ahead of queued DATA.
 func (s *Session) queueNoticeLocked(pause uint16) {
-	if s.err != nil || s.closing {
-		return
+	if s.err != nil || s.closing || !s.peerSpeaksLayer() {
+		return // a peer without the layer would not act on it (§7.7)
 	}
 	buf := bufpool.Get(wire.HeaderLen + wire.NoticeLen + wire.TagLen)
 	wire.AppendNotice((*buf)[:wire.HeaderLen], &wire.Notice{Code: wire.CodeOverload, Pause: pause})

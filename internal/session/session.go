@@ -166,6 +166,7 @@ type Session struct {
 	idle       *time.Timer
 
 	done       chan struct{}
+	layer      chan struct{} // closed by the peer's first telemetry (§7.7)
 	confirmed  chan struct{}
 	writerDone chan struct{}
 	stats      struct{ pktOut, pktIn, bytesOut, bytesIn atomic.Uint64 }
@@ -222,7 +223,7 @@ func New(conn transport.Conn, est *handshake.Established, cfg Config) *Session {
 		cfg: cfg, conn: conn, start: time.Now(),
 		sid: est.SID, initiator: est.Initiator, peer: est.Peer, hash: est.SessionHash,
 		recvNext: est.RecvSeq, sendNext: est.SendSeq,
-		acceptSig: make(chan struct{}, 1), done: make(chan struct{}),
+		acceptSig: make(chan struct{}, 1), done: make(chan struct{}), layer: make(chan struct{}),
 		confirmed: make(chan struct{}), writerDone: make(chan struct{}),
 	}
 	s.log = cfg.Logger.With("session", fmt.Sprintf("%x", est.SID[:4]), "peer", est.Peer.String())
@@ -257,17 +258,26 @@ func New(conn transport.Conn, est *handshake.Established, cfg Config) *Session {
 	} else {
 		_ = conn.SetReadDeadline(time.Now().Add(cfg.ConfirmTimeout))
 	}
-	s.idle = time.AfterFunc(cfg.IdleTimeout/3, s.idleTick)
+	startTimer(&s.idle, cfg.IdleTimeout/3, s.idleTick)
 	// The first telemetry goes out at once (PROTOCOL.md §7.9 "When"); it
 	// is also the layer signal of §7.7.
 	s.out.heartbeat = true
-	s.hbTimer = time.AfterFunc(cfg.HeartbeatInterval, s.heartbeatTick)
-	s.integ.timer = time.AfterFunc(cfg.IntegrityInterval, s.integrityTick)
+	startTimer(&s.hbTimer, cfg.HeartbeatInterval, s.heartbeatTick)
+	startTimer(&s.integ.timer, cfg.IntegrityInterval, s.integrityTick)
 	s.startDiscovery()
 	s.startFragments()
 	go s.readLoop()
 	go s.writeLoop()
 	return s
+}
+
+// startTimer arms *t to run f after d. The periodic callbacks re-arm their
+// own timer, so *t must be set before f can first run: the timer is
+// created stopped, stored, then started.
+func startTimer(t **time.Timer, d time.Duration, f func()) {
+	*t = time.AfterFunc(time.Hour, f)
+	(*t).Stop()
+	(*t).Reset(d)
 }
 
 // idleTick keeps an idle session alive and notices a silent peer: one
@@ -372,6 +382,11 @@ func (s *Session) fail(err error) {
 	}
 	s.settleLocked(err)
 	s.out.discard()
+	// What only this session could use is wiped now (the traffic keys go
+	// with the reader and writer, which own them).
+	clear(s.rk.ratchet[:])
+	clear(s.integ.key[:])
+	clear(s.integ.prevKey[:])
 	s.mu.Unlock()
 	s.out.wake()
 	_ = s.conn.Close()
@@ -393,6 +408,7 @@ var errDrained = errors.New("session: drained")
 // readLoop is the receive path. Every packet is checked in the order of
 // handshake.md §4.4; state changes only after AEAD and HMAC pass.
 func (s *Session) readLoop() {
+	defer func() { s.opener.Close() }() // the receive keys die with the reader
 	for {
 		p, err := s.conn.ReadPacket()
 		if err != nil {
@@ -561,10 +577,16 @@ func (s *Session) handle(p *[]byte) error {
 // HMAC, and only then the commit of the receive state.
 func (s *Session) authenticate(b []byte) ([]byte, error) {
 	typ := wire.PacketType(b)
-	if sessionTypes&(1<<typ) == 0 {
-		return nil, fmt.Errorf("%w: unexpected %v packet", ErrAuthFailed, typ)
-	}
-	if [16]byte(b[20:36]) != s.sid {
+	if sessionTypes&(1<<typ) == 0 || [16]byte(b[20:36]) != s.sid {
+		if !s.reliable {
+			// A datagram anyone could forge (SIDs are public): drop and
+			// count it, never let it end the session (DESIGN 2.8).
+			s.dropped.Add(1)
+			return nil, errDropped
+		}
+		if sessionTypes&(1<<typ) == 0 {
+			return nil, fmt.Errorf("%w: unexpected %v packet", ErrAuthFailed, typ)
+		}
 		return nil, fmt.Errorf("%w: wrong Session ID", ErrAuthFailed)
 	}
 	seq := binary.BigEndian.Uint64(b[4:12])

@@ -253,6 +253,9 @@ func (s *Session) onHeartbeat(b, pt []byte, seq uint64) error {
 			t.anomaly(fmt.Sprintf("state digest %08x, replica %08x", tm.StateDigest, want))
 			t.mu.Unlock()
 		} else {
+			t.mu.Lock()
+			t.anomaly(fmt.Sprintf("state digest %08x, replica %08x: session ended", tm.StateDigest, want))
+			t.mu.Unlock()
 			s.log.Warn("peer state digest mismatch", "got", fmt.Sprintf("%08x", tm.StateDigest), "want", fmt.Sprintf("%08x", want))
 			return s.protocolError("state digest mismatch")
 		}
@@ -271,12 +274,17 @@ func (s *Session) onHeartbeat(b, pt []byte, seq uint64) error {
 	defer t.mu.Unlock()
 	t.digests++
 	m := &t.local
+	if m.HeartbeatsRecv == 0 {
+		close(s.layer) // the layer signal (§7.7)
+	}
 	m.HeartbeatsRecv++
 	t.peerSeq, t.peerTS, t.peerAt = seq, beUint64(b[36:44]), now
 	// RTT: only for an echo of one of ours, once per echoed seq.
 	if tm.EchoSeq != 0 && tm.EchoSeq != t.lastEcho {
+		found := false
 		for _, e := range t.sent {
 			if e.seq == tm.EchoSeq && e.ts == tm.EchoTimestamp {
+				found = true
 				if r, ok := tm.RTTSample(uint64(now)); ok {
 					t.lastEcho = tm.EchoSeq
 					rtt := time.Duration(r)
@@ -296,6 +304,9 @@ func (s *Session) onHeartbeat(b, pt []byte, seq uint64) error {
 				}
 				break
 			}
+		}
+		if !found {
+			t.anomaly(fmt.Sprintf("echo of seq %d names none of our recent heartbeats", tm.EchoSeq))
 		}
 	}
 	// Derived outbound figures from two successive peer telemetries.

@@ -136,3 +136,25 @@ func TestHeartbeatLengthChecked(t *testing.T) {
 		t.Fatalf("server ended with %v", err)
 	}
 }
+
+// TestClientConfirmsWithEmptyACK: the client's first traffic packet is the
+// empty ACK at ISN_C + 2 (PROTOCOL.md §4.11); its first HEARTBEAT follows.
+func TestClientConfirmsWithEmptyACK(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ce, _ := handshakePair(t)
+		first := ce.SendSeq
+		cc, sc := transport.Pipe(transport.PipeConfig{})
+		cli := New(cc, ce, Config{})
+		defer func() { cli.Close(); sc.Close(); <-cli.Done() }()
+		for i, want := range []wire.Type{wire.TypeAck, wire.TypeHeartbeat} {
+			p, err := sc.ReadPacket()
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, _ := wire.ParseHeader(*p)
+			if h.Type != want || h.Seq != first+uint64(i) {
+				t.Fatalf("packet %d: %v at seq %d, want %v at %d", i, h.Type, h.Seq, want, first+uint64(i))
+			}
+		}
+	})
+}

@@ -163,6 +163,7 @@ const (
 // (handshake.md §4.2).
 func (s *Session) writeLoop() {
 	defer close(s.writerDone)
+	defer func() { s.sealer.Close() }() // the send keys die with the writer
 	var (
 		batch     = make([][]byte, 0, maxBatchPackets)
 		held      = make([]*[]byte, 0, maxBatchPackets)
@@ -286,9 +287,6 @@ func (s *Session) writeLoop() {
 				bufpool.Put(n.buf)
 			}
 		}
-		if heartbeat && err == nil {
-			err = emit(s.telemetryPacket())
-		}
 		if sendAck && err == nil {
 			// Window updates in as many ACKs as the MTU needs (at 512
 			// bytes, 52 entries each); never a packet above the MTU.
@@ -303,6 +301,11 @@ func (s *Session) writeLoop() {
 					break
 				}
 			}
+		}
+		// After the ACK: the client's empty ACK is its confirming first
+		// packet (PROTOCOL.md §4.11).
+		if heartbeat && err == nil {
+			err = emit(s.telemetryPacket())
 		}
 		last := false
 		for i := range items {
