@@ -48,7 +48,7 @@ func TestHeartbeatMeasures(t *testing.T) {
 // while rekeys, channel churn and data run together; any divergence of the
 // replica would end the session with PROTOCOL_ERROR.
 func TestDigestsSurviveRekeys(t *testing.T) {
-	cli, srv := sessionPair(t, Config{HeartbeatInterval: 5 * time.Millisecond, RekeyPackets: 100})
+	cli, srv := sessionPair(t, Config{HeartbeatInterval: 5 * time.Millisecond, RekeyPackets: 20})
 	for i := 0; i < 4; i++ {
 		exchange(t, cli, srv, 1<<20)
 	}
