@@ -175,6 +175,10 @@ type Config struct {
 	// crypto/rand. A node passes its health-tested source (draft §17.3),
 	// so a failing generator stops handshakes instead of weakening them.
 	Rand io.Reader
+	// JournalHead, if set, gives the first 8 bytes of the node's change
+	// journal chain head (internal/journal, Journal.HeadTruncated), which
+	// every telemetry HEARTBEAT carries (PROTOCOL.md §7.9.1); nil sends 0.
+	JournalHead func() uint64
 
 	// OnHandshakeError, if set, is told of every handshake a listener
 	// abandons, with the reason (the client never is: handshake.md §7.3).
@@ -237,7 +241,7 @@ func (c *Config) sessionConfig() session.Config {
 		RekeyPackets: c.RekeyPackets, RekeyInterval: c.RekeyInterval,
 		HeartbeatInterval: c.HeartbeatInterval, HeartbeatMisses: c.HeartbeatMisses,
 		IntegrityInterval: c.IntegrityInterval, OnIntegrityFailure: c.OnIntegrityFailure, Rand: c.Rand,
-		Logger: c.logger()}
+		JournalHead: c.JournalHead, Logger: c.logger()}
 }
 
 // health is Config.Health, nil when unset.

@@ -209,7 +209,7 @@ func (r *demoReport) print(w io.Writer) {
 	} else {
 		p("  integrity   NOT verified: %s\n", lv.Error)
 	}
-	p("  journal     head %s (the change journal is not built yet; heartbeats carry zero)\n\n", lv.JournalHead)
+	p("  journal     head %s (the demo nodes keep no change journal; heartbeats carry zero)\n\n", lv.JournalHead)
 	l := r.Listener
 	p("listener  challenges sent %d, handshakes accepted %d, sessions confirmed %d,\n", l.Challenges, l.Accepted, l.Sessions)
 	p("          handshakes failed %d, refused over the pre-auth cap %d, INITs dropped %d,\n", l.FailedHandshakes, l.RefusedPreAuth, l.DroppedInits)

@@ -87,6 +87,17 @@ Examples:
 				row("handshakes", "%d accepted, %d failed, %d challenges sent, %d refused before auth%s",
 					h.Accepted, h.Failed, h.Challenges, h.RefusedPreauth, refused)
 			}
+			if j := st.Journal; !j.Enabled {
+				row("journal", "off (journal = \"\": nothing is recorded)")
+			} else {
+				row("journal", "%s: %d entries, head %s", j.Path, j.Entries, j.Head)
+				if j.Full {
+					row("", "JOURNAL_FULL: %d entries lost for lack of space (journal_max_size or the disk); archive it (docs/OPERATIONS.md)", j.FullEvents)
+				}
+				if j.WriteErrors > 0 {
+					row("", "%d entries lost to write errors (see the log)", j.WriteErrors)
+				}
+			}
 			row("config", "%s", st.ConfigFile)
 			row("control", "%s", st.Control)
 			row("log level", "%s", st.LogLevel)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -42,7 +43,7 @@ func TestTelemetryCmd(t *testing.T) {
 	}
 	for _, w := range []string{"session " + id + "  alpha (", "  outbound  " + a.ListenAddr().String() + "  up ",
 		"epoch 0 (0 rekeys), packets out/in ", "OURS", "PEER'S REPORT", "\n  rtt  ", "\n  loss in  ", "0 ppm",
-		"\n  throughput out (derived)  ", "\n  heartbeats sent/received  ", "\n  journal head  ", "0000000000000000",
+		"\n  throughput out (derived)  ", "\n  heartbeats sent/received  ", "\n  journal head  ",
 		"\n  report age  ", "cross-checks: ", "state digests verified, 0 anomalies\n",
 		"overload:     0 notices sent, 0 received; paused: no; unread 0 B\n",
 		"integrity:    0 proofs verified, 0 failed, 0 timeouts, 0 unmatched; 0 challenges answered\n",
@@ -50,6 +51,10 @@ func TestTelemetryCmd(t *testing.T) {
 		if !strings.Contains(out, w) {
 			t.Errorf("telemetry output lacks %q:\n%s", w, out)
 		}
+	}
+	// The peer's heartbeats carry its journal's head (the first 8 bytes).
+	if m := regexp.MustCompile(`\n  journal head +- +([0-9a-f]{16})\n`).FindStringSubmatch(out); m == nil || m[1] == "0000000000000000" {
+		t.Errorf("the peer's journal head is missing or zero:\n%s", out)
 	}
 	if strings.Contains(out, "no report from the peer yet") {
 		t.Errorf("the peer's report is missing:\n%s", out)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pool-go/pool"
 	"github.com/pool-go/pool/internal/addr"
+	"github.com/pool-go/pool/internal/journal"
 	"github.com/pool-go/pool/internal/selftest"
 	"github.com/pool-go/pool/internal/transport"
 )
@@ -48,6 +49,9 @@ const (
 	DefaultHeartbeatInterval = 5 * time.Second
 	MinHeartbeatInterval     = 100 * time.Millisecond
 	MaxHeartbeatInterval     = time.Minute
+	// DefaultMetricsPort is the usual port of metrics_listen, which is off
+	// unless configured.
+	DefaultMetricsPort = 9254
 
 	// maxConfigFile bounds what LoadConfig reads.
 	maxConfigFile = 1 << 20
@@ -88,6 +92,20 @@ type Config struct {
 	// HEARTBEAT (pool.Config.HeartbeatInterval): the peer's report that
 	// "pool telemetry" shows is at most about this old.
 	HeartbeatInterval time.Duration
+
+	// MetricsListen is the host:port of the Prometheus endpoint
+	// (/metrics, /healthz); "" (the default) means off.
+	MetricsListen string
+
+	// Journal is the change journal file (draft §10); "" when the
+	// configuration disables it (journal = ""). By default it is next to
+	// the identity file: identity.key -> identity.journal.
+	Journal string
+	// JournalMaxSize caps the journal file (bytes); past it, entries are
+	// lost and reported as JOURNAL_FULL.
+	JournalMaxSize int64
+	// JournalPublish is where the chain head is published ([journal_publish]).
+	JournalPublish JournalPublish
 
 	Peers []Peer
 }
@@ -134,18 +152,27 @@ func (e *ConfigError) Error() string {
 // rawConfig is the file's schema. Every key must land in a field here:
 // anything else is an unknown key and refused.
 type rawConfig struct {
-	Identity          string    `toml:"identity"`
-	Listen            string    `toml:"listen"`
-	AuthorizedPeers   string    `toml:"authorized_peers"`
-	AllowAny          bool      `toml:"allow_any"`
-	Control           string    `toml:"control"`
-	LogLevel          string    `toml:"log_level"`
-	IdleTimeout       string    `toml:"idle_timeout"`
-	ReconnectMin      string    `toml:"reconnect_min"`
-	ReconnectMax      string    `toml:"reconnect_max"`
-	SelftestInterval  string    `toml:"selftest_interval"`
-	HeartbeatInterval string    `toml:"heartbeat_interval"`
-	Peer              []rawPeer `toml:"peer"`
+	Identity          string  `toml:"identity"`
+	Listen            string  `toml:"listen"`
+	AuthorizedPeers   string  `toml:"authorized_peers"`
+	AllowAny          bool    `toml:"allow_any"`
+	Control           string  `toml:"control"`
+	LogLevel          string  `toml:"log_level"`
+	IdleTimeout       string  `toml:"idle_timeout"`
+	ReconnectMin      string  `toml:"reconnect_min"`
+	ReconnectMax      string  `toml:"reconnect_max"`
+	SelftestInterval  string  `toml:"selftest_interval"`
+	HeartbeatInterval string  `toml:"heartbeat_interval"`
+	MetricsListen     string  `toml:"metrics_listen"`
+	Journal           *string `toml:"journal"`
+	JournalMaxSize    *int64  `toml:"journal_max_size"`
+	JournalPublish    struct {
+		File     string `toml:"file"`
+		Syslog   string `toml:"syslog"`
+		HTTP     string `toml:"http"`
+		Interval string `toml:"interval"`
+	} `toml:"journal_publish"`
+	Peer []rawPeer `toml:"peer"`
 }
 
 type rawPeer struct {
@@ -156,9 +183,12 @@ type rawPeer struct {
 
 // knownKeys are the keys of the schema, for "did you mean" suggestions.
 var knownKeys = []string{"identity", "listen", "authorized_peers", "allow_any", "control",
-	"log_level", "idle_timeout", "reconnect_min", "reconnect_max", "selftest_interval", "heartbeat_interval", "peer"}
+	"log_level", "idle_timeout", "reconnect_min", "reconnect_max", "selftest_interval", "heartbeat_interval",
+	"metrics_listen", "journal", "journal_max_size", "journal_publish", "peer"}
 
 var knownPeerKeys = []string{"name", "address", "key"}
+
+var knownPublishKeys = []string{"file", "syslog", "http", "interval"}
 
 // LoadConfig reads and validates the configuration file at path. Every
 // error is a *ConfigError naming the line (when it can be known) and the
@@ -241,6 +271,9 @@ func parseConfig(data []byte, name, dir string) (*Config, error) {
 		known := knownKeys
 		if len(k) > 1 && k[0] == "peer" {
 			known = knownPeerKeys
+		}
+		if len(k) > 1 && k[0] == "journal_publish" {
+			known = knownPublishKeys
 		}
 		reason := fmt.Sprintf("unknown key %q", k[len(k)-1])
 		if s := suggest(k[len(k)-1], known); s != "" {
@@ -365,6 +398,51 @@ func parseConfig(data []byte, name, dir string) (*Config, error) {
 	if v := cfg.HeartbeatInterval; v < MinHeartbeatInterval || v > MaxHeartbeatInterval {
 		return nil, cerr("heartbeat_interval", "must be between %v and %v, got %q (how often each session sends its telemetry)",
 			MinHeartbeatInterval, MaxHeartbeatInterval, raw.HeartbeatInterval)
+	}
+
+	// journal, journal_max_size, [journal_publish]
+	cfg.Journal = journalPathOf(raw.Journal, raw.Identity, dir)
+	cfg.JournalMaxSize = journal.DefaultMaxBytes
+	if raw.JournalMaxSize != nil {
+		if *raw.JournalMaxSize <= 0 {
+			return nil, cerr("journal_max_size", "must be a positive number of bytes, got %d", *raw.JournalMaxSize)
+		}
+		cfg.JournalMaxSize = *raw.JournalMaxSize
+	}
+	rp := raw.JournalPublish
+	pub := JournalPublish{File: resolve(strings.TrimSpace(rp.File)), Syslog: strings.TrimSpace(rp.Syslog),
+		HTTP: strings.TrimSpace(rp.HTTP), Interval: DefaultJournalPublishInterval}
+	if pub.Syslog != "" {
+		if err := checkSyslog(pub.Syslog); err != nil {
+			return nil, cerr("journal_publish.syslog", "%v", err)
+		}
+	}
+	if pub.HTTP != "" {
+		if err := checkHTTP(pub.HTTP); err != nil {
+			return nil, cerr("journal_publish.http", "%v", err)
+		}
+	}
+	if md.IsDefined("journal_publish", "interval") {
+		v, err := time.ParseDuration(strings.TrimSpace(rp.Interval))
+		if err != nil || v < time.Second {
+			return nil, cerr("journal_publish.interval", `want a duration of at least 1s, like "10s", got %q`, rp.Interval)
+		}
+		pub.Interval = v
+	}
+	if pub.enabled() && cfg.Journal == "" {
+		return nil, cerr("journal_publish", `journal = "" disables the journal, so it has no head to publish; remove [journal_publish] or enable the journal`)
+	}
+	if pub.File != "" && pub.File == cfg.Journal {
+		return nil, cerr("journal_publish.file", "is the journal itself; name another file (on other storage)")
+	}
+	cfg.JournalPublish = pub
+
+	// metrics_listen
+	if m := strings.TrimSpace(raw.MetricsListen); m != "" && m != "off" {
+		if err := checkMetricsListen(m); err != nil {
+			return nil, cerr("metrics_listen", "%v", err)
+		}
+		cfg.MetricsListen = m
 	}
 
 	// peers

@@ -34,16 +34,22 @@ func TestExampleConfig(t *testing.T) {
 	}
 	for _, k := range knownKeys {
 		if !strings.Contains(string(example), "\n"+k+" = ") && !strings.Contains(string(example), "# "+k+" = ") &&
-			!strings.Contains(string(example), "[["+k+"]]") {
+			!strings.Contains(string(example), "[["+k+"]]") && !strings.Contains(string(example), "\n["+k+"]\n") {
 			t.Errorf("docs/node.example.toml does not show %q", k)
 		}
-		if !strings.Contains(string(ops), "| `"+k+"` |") && !strings.Contains(string(ops), "| `[["+k+"]]` |") {
+		if !strings.Contains(string(ops), "| `"+k+"` |") && !strings.Contains(string(ops), "| `[["+k+"]]` |") &&
+			!strings.Contains(string(ops), "| `["+k+"]` |") {
 			t.Errorf("docs/OPERATIONS.md has no reference row for %q", k)
 		}
 	}
 	for _, k := range knownPeerKeys {
 		if !strings.Contains(string(ops), "| `peer."+k+"` |") {
 			t.Errorf("docs/OPERATIONS.md has no reference row for peer.%s", k)
+		}
+	}
+	for _, k := range knownPublishKeys {
+		if !strings.Contains(string(ops), "| `journal_publish."+k+"` |") {
+			t.Errorf("docs/OPERATIONS.md has no reference row for journal_publish.%s", k)
 		}
 	}
 	for _, m := range Methods {

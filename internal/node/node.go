@@ -38,6 +38,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,8 @@ import (
 	"time"
 
 	"github.com/pool-go/pool"
+	"github.com/pool-go/pool/internal/journal"
+	"github.com/pool-go/pool/internal/metrics"
 	"github.com/pool-go/pool/internal/selftest"
 )
 
@@ -99,6 +102,9 @@ type Node struct {
 	refusedLog *logRate       // rate of "refused a peer" warnings
 	ln         *pool.Listener // nil when not listening
 	ctl        *controlServer
+	journal    *nodeJournal    // the change journal; nil when journal = ""
+	metrics    *metrics.Server // /metrics and /healthz; nil unless metrics_listen is set
+	hsFailed   failCounts      // failed inbound handshakes by reason, for metrics
 
 	// Runtime integrity (draft §17.3): mon repeats the self-tests;
 	// compromise is set, once and for good, by the first failure (of a
@@ -187,7 +193,8 @@ type dialer struct {
 	lastDisconnectAt time.Time
 }
 
-// Start runs the self-tests, opens the control socket and the listener,
+// Start runs the self-tests, opens the control socket, the change journal
+// (refusing a corrupt one, naming its first bad entry) and the listener,
 // starts keeping the configured peers connected, and returns the running
 // node. It fails without side effects when a self-test fails (naming the
 // primitive or test), when the control socket is taken by a running node,
@@ -221,6 +228,25 @@ func Start(cfg *Config, opts Options) (*Node, error) {
 		cfg: cfg, sessions: map[*pool.Session]*sessionEntry{}, peers: map[pool.PublicKey]*dialer{},
 		stopped: make(chan struct{}), compromisedCh: make(chan struct{})}
 	n.authz.Store(&authz{any: cfg.AllowAny, list: cfg.AuthorizedPeers})
+	// The control socket first, so that a second node with the same
+	// configuration is told another node runs; then the change journal
+	// (draft §10): a corrupt one is refused before the node does
+	// anything, naming the first bad entry.
+	ctl, err := listenControl(cfg.Control, n.handleControl, log)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	n.ctl = ctl
+	nj, err := openJournal(cfg, log)
+	if err != nil {
+		ctl.Close()
+		cancel()
+		return nil, err
+	}
+	n.journal = nj
+	n.record(journal.TypeStart, map[string]string{"identity": cfg.Identity.Public.String(), "version": version,
+		"config": cfg.File, "listen": cfg.Listen, "pid": strconv.Itoa(os.Getpid())})
 
 	// The monitor's first round runs now; it repeats the tests above, so
 	// it fails only if the fault appeared in between (then the alert
@@ -228,32 +254,41 @@ func Start(cfg *Config, opts Options) (*Node, error) {
 	n.rand = src // every secret the node draws passes the health tests
 	n.mon = selftest.NewMonitor(cfg.SelftestInterval, src, n.integrityFailed)
 	if err := n.mon.Start(ctx); err != nil {
+		ctl.Close()
 		cancel()
-		return nil, selftestStartError(err)
-	}
-	abort := func() {
-		cancel()
-		<-n.mon.Done()
-	}
-	ctl, err := listenControl(cfg.Control, n.handleControl, log)
-	if err != nil {
-		abort()
+		err = selftestStartError(err)
+		n.record(journal.TypeStop, map[string]string{"reason": "start failed: " + err.Error()})
+		n.journal.close()
 		return nil, err
 	}
-	n.ctl = ctl
+	abort := func(err error) error {
+		cancel()
+		<-n.mon.Done()
+		n.record(journal.TypeStop, map[string]string{"reason": "start failed: " + err.Error()})
+		n.journal.close()
+		return err
+	}
 	if cfg.Listen != "" {
 		ln, err := pool.Listen(cfg.Listen, &pool.Config{Identity: cfg.Identity, Authorize: n.authorized,
 			IdleTimeout: cfg.IdleTimeout, HeartbeatInterval: cfg.HeartbeatInterval, Logger: log,
 			OnHandshakeError: n.handshakeError, Health: n.health, OnIntegrityFailure: n.integrityFailure,
-			Rand: n.rand})
+			Rand: n.rand, JournalHead: n.journalHead})
 		if err != nil {
 			ctl.Close()
-			abort()
-			return nil, listenError(cfg.Listen, err)
+			return nil, abort(listenError(cfg.Listen, err))
 		}
 		n.ln = ln
 		n.wg.Add(1)
 		go n.acceptLoop()
+	}
+	if err := n.startMetrics(cfg); err != nil {
+		if n.ln != nil {
+			_ = n.ln.Close()
+		}
+		ctl.Close()
+		err = abort(err)
+		n.wg.Wait()
+		return nil, err
 	}
 	n.mu.Lock()
 	for _, p := range cfg.Peers {
@@ -272,6 +307,11 @@ func Start(cfg *Config, opts Options) (*Node, error) {
 		"selftest_interval", cfg.SelftestInterval, "heartbeat_interval", cfg.HeartbeatInterval)
 	if n.ln != nil && cfg.AllowAny {
 		log.Warn("allow_any = true: any key may connect to this node")
+	}
+	if n.journal == nil {
+		log.Warn(`journal = "": the change journal is disabled; connects, disconnects, handshake failures, reloads and integrity failures are not recorded (docs/OPERATIONS.md, THE CHANGE JOURNAL)`)
+	} else {
+		n.journal.startPublisher(cfg.JournalPublish, pool.NewAddress(cfg.Identity.Public, 0, 0).String())
 	}
 	return n, nil
 }
@@ -339,6 +379,9 @@ func (n *Node) markCompromised(cause, text string, err error) *compromise {
 		c.at.Format(time.RFC3339), c.err.text))
 	n.log.Error("node compromised: "+c.what()+"; refusing every new session until restarted (draft §17.3)",
 		"reason", c.err.text, "since", c.at.Format(time.RFC3339))
+	n.record(journal.TypeIntegrity, map[string]string{"cause": c.cause, "reason": c.err.text})
+	n.record(journal.TypeAlert, map[string]string{"alert": "compromised", "cause": c.cause,
+		"reason": "node compromised: " + c.what() + "; refusing every new session until restarted"})
 	return c
 }
 
@@ -442,6 +485,8 @@ func (n *Node) authorized(k pool.PublicKey) bool { return n.authz.Load().allowed
 // handshakeError logs an abandoned handshake: the ones an operator can act
 // on at info or warn, the noise of the Internet at debug.
 func (n *Node) handshakeError(ap netip.AddrPort, err error) {
+	n.hsFailed.add(handshakeReason(err))
+	n.note(journal.TypeHandshakeFailure, map[string]string{"reason": handshakeReason(err), "source": sourcePrefix(ap)})
 	remote := unmap(ap)
 	switch {
 	case errors.Is(err, pool.ErrUnauthorized):
@@ -516,6 +561,7 @@ func (n *Node) addSession(e *sessionEntry) bool {
 	case revoked:
 		_ = e.s.CloseWithError(pool.CodeAuthFail, "key no longer authorized")
 	default:
+		n.record(journal.TypeConnect, n.sessionDetail(e))
 		return true
 	}
 	n.checkProofs(e) // never listed, so endSession will not see it
@@ -530,6 +576,10 @@ func (n *Node) endSession(e *sessionEntry) {
 	n.mu.Lock()
 	delete(n.sessions, e.s)
 	n.mu.Unlock()
+	d := n.sessionDetail(e)
+	d["reason"] = sessionEndText(e.s)
+	d["lived"] = time.Since(e.established).Round(time.Millisecond).String()
+	n.record(journal.TypeDisconnect, d)
 }
 
 // runSession serves a session until it ends, or until ctx ends: then it
@@ -610,7 +660,7 @@ func (n *Node) runDialer(ctx context.Context, d *dialer) {
 
 		s, err := pool.Dial(ctx, p.Address, p.Key, &pool.Config{Identity: cfg.Identity,
 			IdleTimeout: cfg.IdleTimeout, HeartbeatInterval: cfg.HeartbeatInterval, Logger: n.log,
-			Health: n.health, OnIntegrityFailure: n.integrityFailure, Rand: n.rand})
+			Health: n.health, OnIntegrityFailure: n.integrityFailure, Rand: n.rand, JournalHead: n.journalHead})
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -625,6 +675,8 @@ func (n *Node) runDialer(ctx context.Context, d *dialer) {
 			n.mu.Lock()
 			d.lastErr = msg
 			n.mu.Unlock()
+			n.note(journal.TypeError, map[string]string{"what": "dial", "peer": p.Key.String(), "peer_name": p.Name,
+				"address": p.Address, "reason": msg})
 			n.log.Warn("cannot reach peer", "peer", p.label(), "address", p.Address, "err", msg,
 				"retry_in", wait.Round(time.Millisecond))
 			continue
@@ -766,11 +818,13 @@ func (n *Node) Reload() (ReloadResult, error) {
 	if err != nil {
 		err = fmt.Errorf("reload refused, the node keeps its old configuration: %w", err)
 		n.log.Error(err.Error())
+		n.record(journal.TypeError, map[string]string{"what": "reload", "reason": err.Error()})
 		return ReloadResult{}, err
 	}
 	res, err := n.apply(cfg)
 	if err != nil {
 		n.log.Error(err.Error())
+		n.record(journal.TypeError, map[string]string{"what": "reload", "reason": err.Error()})
 		return ReloadResult{}, err
 	}
 	if len(res.Changes) == 0 {
@@ -779,6 +833,12 @@ func (n *Node) Reload() (ReloadResult, error) {
 	for _, c := range res.Changes {
 		n.log.Info("configuration reloaded: " + c)
 	}
+	outcome := "applied"
+	if len(res.Changes) == 0 {
+		outcome = "unchanged"
+	}
+	n.record(journal.TypeConfig, map[string]string{"what": "reload", "outcome": outcome, "file": n.config().File,
+		"changes": strings.Join(res.Changes, "; ")})
 	return res, nil
 }
 
@@ -805,6 +865,12 @@ func (n *Node) apply(cfg *Config) (ReloadResult, error) {
 	}
 	if cfg.HeartbeatInterval != old.HeartbeatInterval {
 		frozen = append(frozen, fmt.Sprintf("heartbeat_interval (%v -> %v)", old.HeartbeatInterval, cfg.HeartbeatInterval))
+	}
+	if cfg.MetricsListen != old.MetricsListen {
+		frozen = append(frozen, fmt.Sprintf("metrics_listen (%q -> %q)", old.MetricsListen, cfg.MetricsListen))
+	}
+	if cfg.Journal != old.Journal || cfg.JournalMaxSize != old.JournalMaxSize || cfg.JournalPublish != old.JournalPublish {
+		frozen = append(frozen, "journal, journal_max_size and [journal_publish]")
 	}
 	if len(frozen) > 0 {
 		return ReloadResult{}, fmt.Errorf("reload refused: %s cannot change while the node runs; restart the node to apply it (nothing was changed, the node keeps its old configuration)",
@@ -908,6 +974,13 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			n.shutdownErr = fmt.Errorf("gave up waiting for sessions to close: %w", ctx.Err())
 		}
 		n.ctl.Close()
+		n.stopMetrics()
+		stop := map[string]string{"reason": "shutdown", "sessions": strconv.Itoa(count)}
+		if n.shutdownErr != nil {
+			stop["error"] = n.shutdownErr.Error()
+		}
+		n.record(journal.TypeStop, stop)
+		n.journal.close()
 		n.log.Info("node stopped")
 		close(n.stopped)
 	})
@@ -937,6 +1010,7 @@ func (n *Node) Status() Status {
 	}
 	st.Integrity.SelftestIntervalS = cfg.SelftestInterval.Seconds()
 	n.mu.Unlock()
+	st.Journal = n.journalStatus()
 	if n.ln != nil {
 		st.Listen = n.ln.Addr().String()
 		ls := n.ln.Stats()

@@ -22,13 +22,16 @@ type Status struct {
 	PeersConfigured int             `json:"peers_configured"`
 	PeersConnected  int             `json:"peers_connected"`
 	Handshakes      HandshakeCounts `json:"handshakes"`
-	AllowAny        bool            `json:"allow_any"`
-	AuthorizedKeys  int             `json:"authorized_keys"` // keys in authorized_peers
-	ConfigFile      string          `json:"config_file"`
-	Control         string          `json:"control"`
-	LogLevel        string          `json:"log_level"`
-	Started         time.Time       `json:"started"`
-	PID             int             `json:"pid"`
+	// Journal is the change journal's state (docs/OPERATIONS.md, THE
+	// CHANGE JOURNAL).
+	Journal        JournalStatus `json:"journal"`
+	AllowAny       bool          `json:"allow_any"`
+	AuthorizedKeys int           `json:"authorized_keys"` // keys in authorized_peers
+	ConfigFile     string        `json:"config_file"`
+	Control        string        `json:"control"`
+	LogLevel       string        `json:"log_level"`
+	Started        time.Time     `json:"started"`
+	PID            int           `json:"pid"`
 }
 
 // Integrity states.
@@ -57,6 +60,24 @@ type Integrity struct {
 	// challenge with a wrong proof, since start (the first one made the
 	// node compromised, unless a self-test had already).
 	ProofFailures uint64 `json:"integrity_failures"`
+}
+
+// JournalStatus is the change journal's state in "status".
+type JournalStatus struct {
+	Enabled   bool   `json:"enabled"` // false: journal = "" (nothing is recorded)
+	Path      string `json:"path,omitempty"`
+	Entries   uint64 `json:"entries"`        // durable entries: the chain head's sequence number
+	Head      string `json:"head,omitempty"` // chain head, 64 hex digits
+	SizeBytes int64  `json:"size_bytes"`
+	// Full: an entry could not be written for lack of space (JOURNAL_FULL,
+	// the size cap journal_max_size or the file system); FullEvents
+	// counts the entries lost so, WriteErrors those lost to other errors.
+	Full        bool   `json:"journal_full"`
+	FullEvents  uint64 `json:"full_events"`
+	WriteErrors uint64 `json:"write_errors"`
+	// Pending counts aggregated events not written yet (they are written
+	// when their window closes, within about a minute).
+	Pending uint64 `json:"pending"`
 }
 
 // HandshakeCounts are the listener's counters since the node started.
