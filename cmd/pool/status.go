@@ -99,6 +99,15 @@ Examples:
 				}
 			}
 			row("config", "%s", st.ConfigFile)
+			if c := st.Config; !c.Enabled {
+				row("", "versioning off: %s", c.Error)
+			} else {
+				row("", "version %d (sha256 %s), history in %s", c.Version, shortSHA(c.SHA256), c.Dir)
+				if p := c.Pending; p != nil {
+					row("", "TENTATIVE: pool config confirm before %s (in %s), or version %d comes back",
+						p.Deadline.Local().Format(time.RFC3339), ctlDuration(time.Until(p.Deadline)), p.Previous)
+				}
+			}
 			row("control", "%s", st.Control)
 			row("log level", "%s", st.LogLevel)
 			row("version", "%s", st.Version)

@@ -39,6 +39,19 @@ type Request struct {
 	// Session, for "telemetry" only, keeps the sessions whose ID starts
 	// with these hex digits; "" keeps all.
 	Session string `json:"session,omitempty"`
+
+	// The config.* methods (docs/OPERATIONS.md, CHANGING THE
+	// CONFIGURATION). Config is the new file's exact bytes (base64 in
+	// JSON), for config.apply; ConfirmWithin, in seconds, makes it
+	// commit-confirmed. Version is config.rollback's target (0: the
+	// version before the live one); A and B are config.diff's versions.
+	// Author is recorded in the history and the journal.
+	Config        []byte  `json:"config,omitempty"`
+	ConfirmWithin float64 `json:"confirm_within,omitempty"`
+	Version       int     `json:"version,omitempty"`
+	A             int     `json:"a,omitempty"`
+	B             int     `json:"b,omitempty"`
+	Author        string  `json:"author,omitempty"`
 }
 
 // Response is a control reply.

@@ -33,7 +33,7 @@ func TestNodeJournal(t *testing.T) {
 	aPath, aID := listenerConfig(t, dir, "a", "127.0.0.1:0", allowed)
 	a := startNode(t, aPath, Options{})
 	aJournal := filepath.Join(dir, "a.journal") // the default: next to a.key
-	if st := a.Status().Journal; !st.Enabled || st.Path != aJournal || st.Entries != 1 || len(st.Head) != 64 || st.Full {
+	if st := a.Status().Journal; !st.Enabled || st.Path != aJournal || st.Entries != 2 || len(st.Head) != 64 || st.Full {
 		t.Fatalf("status journal after start: %+v", st)
 	}
 	bPath := writeFile(t, filepath.Join(dir, "b.toml"), dialerText(bKey, filepath.Join(dir, "b.sock"),
@@ -41,39 +41,43 @@ func TestNodeJournal(t *testing.T) {
 	b := startNode(t, bPath, Options{})
 	waitFor(t, 10*time.Second, "B connected to A", func() bool { return peerByName(b, "a").State == StateConnected })
 	sid := peerByName(b, "a").SessionID
-	waitFor(t, 10*time.Second, "A's connect entry", func() bool { return a.Status().Journal.Entries >= 2 })
+	waitFor(t, 10*time.Second, "A's connect entry", func() bool { return a.Status().Journal.Entries >= 3 })
 	shutdown(t, b)
-	waitFor(t, 10*time.Second, "A's disconnect entry", func() bool { return a.Status().Journal.Entries >= 3 })
+	waitFor(t, 10*time.Second, "A's disconnect entry", func() bool { return a.Status().Journal.Entries >= 4 })
 	st := a.Status().Journal
 	shutdown(t, a)
 
 	n, err := journal.Verify(aJournal)
-	if err != nil || n != 4 {
+	if err != nil || n != 5 {
 		t.Fatalf("verify: %d entries, %v", n, err)
 	}
 	es := journalEntries(t, aJournal)
-	want := []journal.Type{journal.TypeStart, journal.TypeConnect, journal.TypeDisconnect, journal.TypeStop}
+	// Entry 2 records the configuration as version 1 of its history.
+	want := []journal.Type{journal.TypeStart, journal.TypeConfig, journal.TypeConnect, journal.TypeDisconnect, journal.TypeStop}
 	for i, e := range es {
 		if e.Type != want[i] {
 			t.Errorf("entry %d is %s, want %s (%v)", e.Seq, e.Type, want[i], e.Detail)
 		}
 	}
-	for _, e := range es[1:3] {
+	if es[1].ConfigAfter != 1 || es[1].Detail["what"] != "recovered" || len(es[1].Detail["sha256"]) != 64 {
+		t.Errorf("config entry: %+v", es[1])
+	}
+	for _, e := range es[2:4] {
 		if e.Session() != sid || e.Detail["peer"] != bID.Public.String() || e.Detail["direction"] != "inbound" ||
 			e.Detail["remote"] == "" {
 			t.Errorf("%s entry: %v (session %s)", e.Type, e.Detail, sid)
 		}
 	}
-	if es[2].Detail["reason"] == "" {
-		t.Errorf("disconnect without a reason: %v", es[2].Detail)
+	if es[3].Detail["reason"] == "" {
+		t.Errorf("disconnect without a reason: %v", es[3].Detail)
 	}
-	if hex.EncodeToString(es[2].Hash[:]) != st.Head {
-		t.Errorf("status head %s is not entry 3's hash %x", st.Head, es[2].Hash)
+	if hex.EncodeToString(es[3].Hash[:]) != st.Head {
+		t.Errorf("status head %s is not entry 4's hash %x", st.Head, es[3].Hash)
 	}
 	// B, the dialer, journaled its side too, as outbound.
 	bes := journalEntries(t, filepath.Join(dir, "b.journal"))
-	if len(bes) < 4 || bes[1].Type != journal.TypeConnect || bes[1].Detail["direction"] != "outbound" ||
-		bes[1].Detail["peer_name"] != "a" || bes[1].Session() != sid {
+	if len(bes) < 5 || bes[2].Type != journal.TypeConnect || bes[2].Detail["direction"] != "outbound" ||
+		bes[2].Detail["peer_name"] != "a" || bes[2].Session() != sid {
 		t.Errorf("B's journal: %+v", bes)
 	}
 }

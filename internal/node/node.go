@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -103,6 +104,7 @@ type Node struct {
 	ln         *pool.Listener // nil when not listening
 	ctl        *controlServer
 	journal    *nodeJournal    // the change journal; nil when journal = ""
+	cfgStore   *configStore    // the configuration's versions (configstore.go)
 	metrics    *metrics.Server // /metrics and /healthz; nil unless metrics_listen is set
 	hsFailed   failCounts      // failed inbound handshakes by reason, for metrics
 
@@ -247,6 +249,19 @@ func Start(cfg *Config, opts Options) (*Node, error) {
 	n.journal = nj
 	n.record(journal.TypeStart, map[string]string{"identity": cfg.Identity.Public.String(), "version": version,
 		"config": cfg.File, "listen": cfg.Listen, "pid": strconv.Itoa(os.Getpid())})
+	// The configuration's history (docs/OPERATIONS.md, CHANGING THE
+	// CONFIGURATION): a commit-confirmed change whose deadline passed
+	// while the node was down is rolled back now, and the node runs the
+	// restored file.
+	n.openConfigStore(cfg)
+	if c := n.startConfigEvents(cfg); c != cfg {
+		cfg = c
+		n.cfg = cfg
+		n.authz.Store(&authz{any: cfg.AllowAny, list: cfg.AuthorizedPeers})
+		if opts.Level != nil {
+			opts.Level.Set(cfg.LogLevel)
+		}
+	}
 
 	// The monitor's first round runs now; it repeats the tests above, so
 	// it fails only if the fault appeared in between (then the alert
@@ -258,12 +273,14 @@ func Start(cfg *Config, opts Options) (*Node, error) {
 		cancel()
 		err = selftestStartError(err)
 		n.record(journal.TypeStop, map[string]string{"reason": "start failed: " + err.Error()})
+		n.closeConfigStore()
 		n.journal.close()
 		return nil, err
 	}
 	abort := func(err error) error {
 		cancel()
 		<-n.mon.Done()
+		n.closeConfigStore()
 		n.record(journal.TypeStop, map[string]string{"reason": "start failed: " + err.Error()})
 		n.journal.close()
 		return err
@@ -839,6 +856,7 @@ func (n *Node) Reload() (ReloadResult, error) {
 	}
 	n.record(journal.TypeConfig, map[string]string{"what": "reload", "outcome": outcome, "file": n.config().File,
 		"changes": strings.Join(res.Changes, "; ")})
+	n.recordHandEdit()
 	return res, nil
 }
 
@@ -975,6 +993,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		}
 		n.ctl.Close()
 		n.stopMetrics()
+		n.closeConfigStore()
 		stop := map[string]string{"reason": "shutdown", "sessions": strconv.Itoa(count)}
 		if n.shutdownErr != nil {
 			stop["error"] = n.shutdownErr.Error()
@@ -1011,6 +1030,7 @@ func (n *Node) Status() Status {
 	st.Integrity.SelftestIntervalS = cfg.SelftestInterval.Seconds()
 	n.mu.Unlock()
 	st.Journal = n.journalStatus()
+	st.Config = n.configStatus()
 	if n.ln != nil {
 		st.Listen = n.ln.Addr().String()
 		ls := n.ln.Stats()
@@ -1122,9 +1142,34 @@ func (n *Node) handleControl(req Request) (any, error) {
 		return n.Peers(), nil
 	case "reload":
 		return n.Reload()
+	case "config.apply":
+		if req.Config == nil {
+			return nil, errors.New(`bad request: config.apply needs "config", the new file's bytes (base64)`)
+		}
+		if req.ConfirmWithin < 0 || math.IsNaN(req.ConfirmWithin) || req.ConfirmWithin > MaxConfirmWithin.Seconds() {
+			return nil, fmt.Errorf(`bad request: "confirm_within" %v is outside (0, %v] seconds`, req.ConfirmWithin, MaxConfirmWithin.Seconds())
+		}
+		return n.ConfigApply(req.Config, time.Duration(req.ConfirmWithin*float64(time.Second)), ctlAuthor(req))
+	case "config.confirm":
+		return n.ConfigConfirm()
+	case "config.rollback":
+		return n.ConfigRollback(req.Version, ctlAuthor(req))
+	case "config.history":
+		return n.ConfigHistory()
+	case "config.diff":
+		return n.ConfigDiff(req.A, req.B)
 	}
 	return nil, fmt.Errorf("unknown method %q (want one of %s)", req.Method, strings.Join(Methods, ", "))
 }
 
 // Methods are the control protocol's methods.
-var Methods = []string{"status", "sessions", "telemetry", "peers", "reload", "ping"}
+var Methods = []string{"status", "sessions", "telemetry", "peers", "reload", "ping",
+	"config.apply", "config.confirm", "config.rollback", "config.history", "config.diff"}
+
+// ctlAuthor is who a change made over the control socket is recorded as.
+func ctlAuthor(req Request) string {
+	if req.Author != "" {
+		return "control: " + req.Author
+	}
+	return "control"
+}

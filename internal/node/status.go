@@ -24,14 +24,17 @@ type Status struct {
 	Handshakes      HandshakeCounts `json:"handshakes"`
 	// Journal is the change journal's state (docs/OPERATIONS.md, THE
 	// CHANGE JOURNAL).
-	Journal        JournalStatus `json:"journal"`
-	AllowAny       bool          `json:"allow_any"`
-	AuthorizedKeys int           `json:"authorized_keys"` // keys in authorized_peers
-	ConfigFile     string        `json:"config_file"`
-	Control        string        `json:"control"`
-	LogLevel       string        `json:"log_level"`
-	Started        time.Time     `json:"started"`
-	PID            int           `json:"pid"`
+	Journal JournalStatus `json:"journal"`
+	// Config is the configuration's version and pending commit-confirmed
+	// change (docs/OPERATIONS.md, CHANGING THE CONFIGURATION).
+	Config         ConfigStatus `json:"config"`
+	AllowAny       bool         `json:"allow_any"`
+	AuthorizedKeys int          `json:"authorized_keys"` // keys in authorized_peers
+	ConfigFile     string       `json:"config_file"`
+	Control        string       `json:"control"`
+	LogLevel       string       `json:"log_level"`
+	Started        time.Time    `json:"started"`
+	PID            int          `json:"pid"`
 }
 
 // Integrity states.
