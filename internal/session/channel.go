@@ -234,7 +234,10 @@ func (c *Channel) Read(p []byte) (int, error) {
 		if len(p) == 0 {
 			return 0, nil
 		}
-		if err := waitFor(c.rsig, deadline, c.s.done); err != nil {
+		c.s.readWaiting(1)
+		err := waitFor(c.rsig, deadline, c.s.done)
+		c.s.readWaiting(-1)
+		if err != nil {
 			return 0, err
 		}
 	}

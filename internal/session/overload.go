@@ -25,6 +25,11 @@ type overload struct {
 	// We are overloaded: unread bytes and whether we told the peer.
 	unread   int64
 	signaled bool
+	// waiting counts Reads blocked on an empty channel. While one waits,
+	// holding the sender could deadlock (the data it waits for may be
+	// what is held), so no OVERLOAD is sent then, and one in force is
+	// lifted.
+	waiting  int
 	repeat   *time.Timer
 	sent     uint64 // OVERLOAD notices sent
 
@@ -43,17 +48,35 @@ func (s *Session) noteUnread(delta int) {
 	o.unread += int64(delta)
 	high := int64(s.cfg.OverloadHighWater)
 	switch {
-	case !o.signaled && o.unread > high:
-		o.signaled = true
-		s.queueNoticeLocked(wire.OverloadPause(s.cfg.OverloadPause))
-		// Repeat every P/2 while still over (§7.13).
-		o.repeat = time.AfterFunc(s.cfg.OverloadPause/2, s.overloadRepeat)
-	case o.signaled && o.unread < high/2:
-		o.signaled = false
-		if o.repeat != nil {
-			o.repeat.Stop()
+	case !o.signaled && o.unread > high && o.waiting == 0:
+		if s.queueNoticeLocked(wire.OverloadPause(s.cfg.OverloadPause)) {
+			o.signaled = true
+			// Repeat every P/2 while still over (§7.13).
+			o.repeat = time.AfterFunc(s.cfg.OverloadPause/2, s.overloadRepeat)
 		}
-		s.queueNoticeLocked(0) // resume
+	case o.signaled && o.unread < high/2:
+		s.resumeLocked()
+	}
+}
+
+// resumeLocked lifts an OVERLOAD in force.
+func (s *Session) resumeLocked() {
+	o := &s.ov
+	o.signaled = false
+	if o.repeat != nil {
+		o.repeat.Stop()
+	}
+	s.queueNoticeLocked(0)
+}
+
+// readWaiting is called by a Read that found its channel empty (+1) and
+// when it stops waiting (-1).
+func (s *Session) readWaiting(delta int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ov.waiting += delta
+	if s.ov.waiting > 0 && s.ov.signaled {
+		s.resumeLocked()
 	}
 }
 
@@ -63,20 +86,26 @@ func (s *Session) overloadRepeat() {
 	if s.err != nil || !s.ov.signaled {
 		return
 	}
+	if s.ov.waiting > 0 {
+		s.resumeLocked()
+		return
+	}
 	s.queueNoticeLocked(wire.OverloadPause(s.cfg.OverloadPause))
 	s.ov.repeat.Reset(s.cfg.OverloadPause / 2)
 }
 
-// queueNoticeLocked queues an OVERLOAD notice ahead of queued DATA.
-func (s *Session) queueNoticeLocked(pause uint16) {
+// queueNoticeLocked queues an OVERLOAD notice ahead of queued DATA; false
+// if none can be sent (yet).
+func (s *Session) queueNoticeLocked(pause uint16) bool {
 	if s.err != nil || s.closing || !s.peerSpeaksLayer() {
-		return // a peer without the layer would not act on it (§7.7)
+		return false // a peer without the layer would not act on it (§7.7)
 	}
 	buf := bufpool.Get(wire.HeaderLen + wire.NoticeLen + wire.TagLen)
 	wire.AppendNotice((*buf)[:wire.HeaderLen], &wire.Notice{Code: wire.CodeOverload, Pause: pause})
 	s.out.notices = append(s.out.notices, outPkt{buf: buf, n: wire.NoticeLen, typ: wire.TypeHeartbeat})
 	s.ov.sent++
 	s.out.wake()
+	return true
 }
 
 // onNotice acts on a peer's notice: OVERLOAD pauses our DATA.

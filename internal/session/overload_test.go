@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"fmt"
 	"crypto/sha256"
 	"io"
 	"runtime"
@@ -20,6 +21,7 @@ func TestOverloadPausesSender(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cli, srv := pipePair(t, Config{})
 		defer closeBoth(cli, srv)
+		synctest.Wait() // the layer signal: each side's first telemetry
 		srv.mu.Lock()
 		srv.queueNoticeLocked(wire.OverloadPause(time.Second))
 		srv.mu.Unlock()
@@ -155,4 +157,51 @@ func TestSlowReaderBlocksWriter(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestOverloadNeverDeadlocks: a receiver whose application reads one
+// channel at a time while the others fill its buffers must not hold the
+// sender for good: the data its blocked Read waits for may be what the
+// pause holds. A waiting Read lifts the OVERLOAD, so everything arrives.
+func TestOverloadNeverDeadlocks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cli, srv := pipePair(t, Config{OverloadHighWater: 100 << 10})
+		defer closeBoth(cli, srv)
+		synctest.Wait()
+		const nch, size = 4, 1 << 20
+		for i := 0; i < nch; i++ {
+			ch, _ := cli.OpenChannel(-1)
+			go func() {
+				ch.Write(make([]byte, size))
+				ch.CloseWrite()
+			}()
+		}
+		synctest.Wait()
+		if cli.Overload().Received == 0 {
+			t.Fatal("no OVERLOAD although 4 MiB went unread")
+		}
+		done := make(chan error, 1)
+		go func() {
+			for i := 0; i < nch; i++ {
+				sch, err := srv.AcceptChannel(context.Background())
+				if err != nil {
+					done <- err
+					return
+				}
+				if n, err := io.Copy(io.Discard, sch); err != nil || n != size {
+					done <- fmt.Errorf("channel %d: %d bytes, %v", sch.ID(), n, err)
+					return
+				}
+			}
+			done <- nil
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(time.Minute): // simulated: the pause repeats forever
+			t.Fatal("the reader is still waiting after a minute: OVERLOAD holds the data it needs")
+		}
+	})
 }
