@@ -29,9 +29,9 @@ type overload struct {
 	// holding the sender could deadlock (the data it waits for may be
 	// what is held), so no OVERLOAD is sent then, and one in force is
 	// lifted.
-	waiting  int
-	repeat   *time.Timer
-	sent     uint64 // OVERLOAD notices sent
+	waiting int
+	repeat  *time.Timer
+	sent    uint64 // OVERLOAD notices sent
 
 	// The peer is overloaded: hold DATA until then (monotonic ns).
 	pausedUntil time.Duration

@@ -2,8 +2,8 @@ package session
 
 import (
 	"context"
-	"fmt"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"runtime"
 	"sync"
