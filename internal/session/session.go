@@ -91,10 +91,16 @@ type Config struct {
 	// a proof is wrong, so the node can fail closed (draft §17.3).
 	IntegrityInterval  time.Duration
 	OnIntegrityFailure func(error)
-	// OnMessage, if set, receives each CONFIG, ROLLBACK and JOURNAL
-	// message, reassembled if it came in fragments; the layers that define
-	// them (later) consume it. Without it they are ignored (§7.7).
+	// OnMessage, if set, receives each JOURNAL message, reassembled if it
+	// came in fragments; the layer that defines it (later) consumes it.
+	// Without it they are ignored (§7.7). CONFIG and ROLLBACK are the
+	// session's own (peerconfig.go, §7.15).
 	OnMessage func(typ wire.Type, msg []byte)
+	// OnConfigChange, if set, is told of every peer configuration event
+	// (applied, confirmed, confirmed by silence, rolled back, rejected) on
+	// either side, for the node's journal (PROTOCOL.md §7.15). It runs on
+	// the session's reader or a timer and must not block.
+	OnConfigChange func(ConfigEvent)
 	// Rand draws INTEGRITY nonces; nil means crypto/rand.
 	Rand   io.Reader
 	Logger *slog.Logger
@@ -157,6 +163,7 @@ type Session struct {
 	integ     integrityState
 	disc      discovery
 	frags     fragments
+	pcfg      peerConfig
 	hbTimer   *time.Timer
 	// firstSendSeq is our first traffic seq, for the peer's cross-checks.
 	firstSendSeq, firstRecvSeq uint64
@@ -250,6 +257,7 @@ func New(conn transport.Conn, est *handshake.Established, cfg Config) *Session {
 	s.tele.tx = wire.DigestState{Role: ourRole, SID: est.SID, EpochFirstSeq: est.SendSeq}
 	s.tele.rx = wire.DigestState{Role: peerRole, SID: est.SID, EpochFirstSeq: est.RecvSeq}
 	s.out.init()
+	s.startPeerConfig()
 	if est.Initiator {
 		// The client's first traffic packet confirms it to the server
 		// (handshake.md §8.6): send an empty ACK at once.
@@ -294,6 +302,7 @@ func (s *Session) idleTick() {
 			s.cfg.IdleTimeout, int(s.cfg.IdleTimeout/s.cfg.HeartbeatInterval)))
 		return
 	}
+	s.configRekeyCheck(time.Duration(now))
 	if err := s.checkRekeyTimers(time.Duration(now)); err != nil {
 		var ce *CloseError
 		if !errors.As(err, &ce) {
@@ -380,6 +389,7 @@ func (s *Session) fail(err error) {
 	if s.frags.timer != nil {
 		s.frags.timer.Stop()
 	}
+	s.stopPeerConfig()
 	s.settleLocked(err)
 	s.out.discard()
 	// What only this session could use is wiped now (the traffic keys go
@@ -559,7 +569,9 @@ func (s *Session) handle(p *[]byte) error {
 			return s.protocolError("a reassembled DISCOVER probe or ack (§7.11)")
 		}
 		return s.onDiscover(pt)
-	case wire.TypeConfig, wire.TypeRollback, wire.TypeJournal:
+	case wire.TypeConfig, wire.TypeRollback:
+		return s.onConfigMessage(typ, pt) // PROTOCOL.md §7.15
+	case wire.TypeJournal:
 		if s.cfg.OnMessage != nil {
 			s.cfg.OnMessage(typ, pt)
 		}

@@ -117,7 +117,7 @@ func (s *Session) heartbeatTick() {
 	select {
 	case <-s.done:
 	default:
-		s.hbTimer.Reset(s.cfg.HeartbeatInterval)
+		s.hbTimer.Reset(s.heartbeatInterval())
 	}
 }
 
@@ -161,7 +161,7 @@ func (s *Session) fillTelemetry(dst []byte, seq, ts uint64) ([]byte, uint64) {
 	return wire.AppendTelemetry(dst, &wire.Telemetry{
 		RTTNs: uint64(m.RTT), JitterNs: uint64(m.Jitter), LossPPM: loss, ThroughputBps: uint32(min(bps, 1<<32-1)),
 		MTU: uint16(min(m.MTU, 65535)), QueueDepth: uint16(min(queued, 65535)), UptimeNs: uint64(now),
-		RekeyCount: uint32(rekeys), StateDigest: wire.StateDigest(&t.tx), JournalHead: s.journalHead(),
+		RekeyCount: uint32(rekeys), ConfigVersion: s.configVersion(), StateDigest: wire.StateDigest(&t.tx), JournalHead: s.journalHead(),
 		EchoSeq: t.peerSeq, EchoTimestamp: t.peerTS, EchoDelayNs: echoDelay,
 		RxPackets: t.rxPackets, RxBytes: t.rxBytes,
 	}), hi
@@ -169,7 +169,12 @@ func (s *Session) fillTelemetry(dst []byte, seq, ts uint64) ([]byte, uint64) {
 
 // mtu is the session's path MTU: over the TCP overlay the largest packet
 // the peer accepts (PROTOCOL.md §7.10), reported as at most 65535.
-func (s *Session) mtu() int { return int(s.mtuBytes.Load()) }
+func (s *Session) mtu() int {
+	if c := s.mtuCap(); c > 0 {
+		return min(int(s.mtuBytes.Load()), c) // a peer-set mtu_max (§7.15)
+	}
+	return int(s.mtuBytes.Load())
+}
 
 // maxPlaintext is the most plaintext one packet may carry at the current
 // MTU: DATA is segmented to it and never fragmented (PROTOCOL.md §7.11).

@@ -351,7 +351,7 @@ func (s *Session) sealPacket(p outPkt) []byte {
 	}
 	if p.telemetry {
 		_, ack = s.fillTelemetry((*p.buf)[wire.HeaderLen:wire.HeaderLen], s.sendNext, ts)
-		flags = wire.FlagsTelemetry
+		flags = wire.FlagsTelemetry | s.configFlags() // ROLLBACK_READY, CONFIG_LOCKED (§7.15)
 	}
 	b := (*p.buf)[:wire.HeaderLen+p.n]
 	wire.PutHeader(b, &wire.Header{Version: wire.Version1, Type: p.typ, Flags: flags,

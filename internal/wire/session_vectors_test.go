@@ -262,6 +262,43 @@ func TestSessionVectorPackets(t *testing.T) {
 	}
 }
 
+// TestSessionVectorConfig recomputes the CONFIG and ROLLBACK examples of
+// PROTOCOL.md §7.15 and parses them back.
+func TestSessionVectorConfig(t *testing.T) {
+	v := loadSessionVectors(t)
+	params := func(p string) ConfigParams {
+		return ConfigParams{HeartbeatMs: uint32(v.Num(t, p+".heartbeat_ms")), RekeyIntervalS: uint32(v.Num(t, p+".rekey_interval_s")),
+			RekeyPackets: v.Num(t, p+".rekey_packets"), MTUMax: uint16(v.Num(t, p+".mtu_max")), Compression: uint8(v.Num(t, p+".compression"))}
+	}
+	p0, p1 := params("config.v0.params"), params("config.v1.params")
+	h0, h1 := ConfigHash(0, &p0), ConfigHash(1, &p1)
+	checkHex(t, v, "config.v0.params_hex", AppendConfigParams(nil, &p0))
+	checkHex(t, v, "config.v1.params_hex", AppendConfigParams(nil, &p1))
+	checkHex(t, v, "config.v0.serial", AppendConfigSerial(nil, 0, &p0))
+	checkHex(t, v, "config.v1.serial", AppendConfigSerial(nil, 1, &p1))
+	checkHex(t, v, "config.v0.hash", h0[:])
+	checkHex(t, v, "config.v1.hash", h1[:])
+	dl := uint32(v.Num(t, "config.deadline_ms"))
+	for _, c := range []struct {
+		path string
+		typ  Type
+		m    ConfigMsg
+	}{
+		{"config.propose", TypeConfig, ConfigMsg{Kind: ConfigPropose, Version: 1, Value: dl, Hash: h1, PrevHash: h0, Params: p1}},
+		{"config.confirm", TypeConfig, ConfigMsg{Kind: ConfigConfirm, Version: 1, Hash: h1, PrevHash: h0}},
+		{"config.accept", TypeConfig, ConfigMsg{Kind: ConfigAccept, Version: 1, Value: dl, Hash: h1, PrevHash: h0, Params: p1}},
+		{"config.reject_locked", TypeConfig, ConfigMsg{Kind: ConfigReject, Code: CodeConfigReject, Detail: RejectLocked,
+			Version: 1, Hash: h1, PrevHash: h0, Params: p0}},
+		{"config.rollback", TypeRollback, ConfigMsg{Kind: RollbackRequest, Version: 1, Hash: h1, PrevHash: h0}},
+		{"config.rollback_done", TypeRollback, ConfigMsg{Kind: RollbackDone, PrevVersion: 1, Hash: h0, PrevHash: h1, Params: p0}},
+	} {
+		checkHex(t, v, c.path, AppendConfigMsg(nil, &c.m))
+		if got, err := ParseConfigMsg(c.typ, v.Hex(t, c.path)); err != nil || got != c.m {
+			t.Errorf("%s: ParseConfigMsg = %+v, %v", c.path, got, err)
+		}
+	}
+}
+
 // TestProtocolDocQuotesSessionVectors keeps PROTOCOL.md §7.9-§7.13 honest:
 // the examples it prints are the golden ones.
 func TestProtocolDocQuotesSessionVectors(t *testing.T) {
@@ -276,6 +313,7 @@ func TestProtocolDocQuotesSessionVectors(t *testing.T) {
 		"state_digest.server_epoch1.digest_hex", "notices.0.plaintext", "notices.1.plaintext", "notices.2.plaintext",
 		"discover.probe_ack.plaintext", "integrity.info", "integrity.key_epoch0", "integrity.challenge_plaintext",
 		"integrity.mac_input_server", "integrity.proof_server_epoch0", "integrity.response_server_epoch0",
+		"config.v0.hash", "config.v1.hash", "config.propose", "config.reject_locked", "config.rollback_done",
 	} {
 		if !strings.Contains(doc, v.Str(t, p)) {
 			t.Errorf("PROTOCOL.md does not quote %s = %s", p, v.Str(t, p))
@@ -303,6 +341,13 @@ func TestSessionFuzzCorpora(t *testing.T) {
 		"FuzzParseNotice":    func(b []byte) error { _, err := ParseNotice(b); return err },
 		"FuzzParseDiscover":  func(b []byte) error { _, err := ParseDiscover(b); return err },
 		"FuzzParseIntegrity": func(b []byte) error { _, err := ParseIntegrity(b); return err },
+		"FuzzParseConfig": func(b []byte) error {
+			if len(b) < 1 {
+				return ErrShort
+			}
+			_, err := ParseConfigMsg(Type(b[0]), b[1:])
+			return err
+		},
 		"FuzzParseFragment": func(b []byte) error {
 			if len(b) < 2 {
 				return ErrShort
