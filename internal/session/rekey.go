@@ -224,6 +224,9 @@ func (s *Session) onRekey(ch uint8, pt []byte) error {
 	keys.Zero()
 	s.out.wake()
 	s.log.Debug("rekeyed as responder", "epoch", m.Epoch)
+	if s.cfg.OnRekey != nil {
+		s.cfg.OnRekey(m.Epoch, false)
+	}
 	return nil
 }
 
@@ -258,6 +261,9 @@ func (s *Session) onRekeyAck(m *wire.Rekey) error {
 	keys.Zero()
 	s.out.wake()
 	s.log.Debug("rekeyed as initiator", "epoch", m.Epoch)
+	if s.cfg.OnRekey != nil {
+		s.cfg.OnRekey(m.Epoch, true)
+	}
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -100,7 +101,8 @@ func exchange(t *testing.T, cli, srv *Session, n int) {
 // ways over TCP with every byte verified and no packet rejected, and both
 // sides end in the same epoch.
 func TestRekeyUnderLoad(t *testing.T) {
-	cli, srv := sessionPair(t, Config{RekeyPackets: 64})
+	var reported atomic.Int64
+	cli, srv := sessionPair(t, Config{RekeyPackets: 64, OnRekey: func(uint32, bool) { reported.Add(1) }})
 	exchange(t, cli, srv, 24<<20)
 	cs, ss := cli.Stats(), srv.Stats()
 	if cs.Rekeys < 5 || ss.Rekeys < 5 {
@@ -110,6 +112,13 @@ func TestRekeyUnderLoad(t *testing.T) {
 		t.Fatalf("session failed: %v / %v", cli.Err(), srv.Err())
 	}
 	waitEpochsMatch(t, cli, srv)
+	want := int64(cli.Stats().Rekeys + srv.Stats().Rekeys)
+	for deadline := time.Now().Add(time.Second); reported.Load() != want && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond) // the last callback runs just after the count moves
+	}
+	if got := reported.Load(); got != want {
+		t.Errorf("OnRekey called %d times for %d rekeys", got, want)
+	}
 }
 
 func waitEpochsMatch(t *testing.T, a, b *Session) {

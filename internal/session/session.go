@@ -101,6 +101,10 @@ type Config struct {
 	// either side, for the node's journal (PROTOCOL.md §7.15). It runs on
 	// the session's reader or a timer and must not block.
 	OnConfigChange func(ConfigEvent)
+	// OnRekey, if set, is told of every completed rekey (the new epoch and
+	// whether this side initiated it), so the node can journal it. It runs
+	// on the receive path: it must return quickly.
+	OnRekey func(epoch uint32, initiated bool)
 	// Rand draws INTEGRITY nonces; nil means crypto/rand.
 	Rand   io.Reader
 	Logger *slog.Logger
