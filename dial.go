@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/pool-go/pool/internal/handshake"
-	"github.com/pool-go/pool/internal/session"
 	"github.com/pool-go/pool/internal/transport"
 	"github.com/pool-go/pool/internal/wire"
 )
@@ -93,7 +92,7 @@ func dial(ctx context.Context, address string, hc handshake.ClientConfig, cfg *C
 		return nil, fmt.Errorf("%w: abandoned the handshake with %s: %w", ErrCompromised, address, err)
 	}
 	_ = tc.SetDeadline(time.Time{})
-	s := session.New(tc, est, cfg.sessionConfig())
+	s := cfg.newSession(tc, est)
 	cfg.logger().Info("session established", "peer", est.Peer.String(), "remote", tc.RemoteAddr().String(),
 		"handshake", time.Since(start).Round(time.Microsecond))
 	return s, nil

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/pool-go/pool/internal/handshake"
-	"github.com/pool-go/pool/internal/session"
 	"github.com/pool-go/pool/internal/transport"
 	"github.com/pool-go/pool/internal/wire"
 )
@@ -250,7 +249,7 @@ func (l *Listener) serve(tc *transport.TCPConn) {
 		return
 	}
 	_ = tc.SetDeadline(time.Time{})
-	s := session.New(tc, est, l.cfg.sessionConfig())
+	s := l.cfg.newSession(tc, est)
 	select {
 	case <-s.Confirmed():
 	case <-s.Done():

@@ -28,6 +28,7 @@ import (
 	"github.com/pool-go/pool/internal/addr"
 	"github.com/pool-go/pool/internal/handshake"
 	"github.com/pool-go/pool/internal/session"
+	"github.com/pool-go/pool/internal/transport"
 	"github.com/pool-go/pool/internal/wire"
 )
 
@@ -62,6 +63,29 @@ type (
 	HandshakeStats = handshake.ServerStats
 	// Path names a session's transport endpoints.
 	Path = handshake.Path
+
+	// ConfigParams are the session parameters a peer may set with
+	// Session.ProposeConfig (PROTOCOL.md §7.15).
+	ConfigParams = session.ConfigParams
+	// ConfigEvent reports a peer configuration change
+	// (Config.OnConfigChange).
+	ConfigEvent = session.ConfigEvent
+	// ConfigEventKind says what happened to a configuration.
+	ConfigEventKind = session.ConfigEventKind
+	// ConfigResult is the peer's answer to Session.ProposeConfig or
+	// Session.RollbackConfig.
+	ConfigResult = session.ConfigResult
+	// ConfigRejectedError is the peer's CONFIG_REJECT.
+	ConfigRejectedError = session.ConfigRejectedError
+)
+
+// Peer configuration events (ConfigEvent.Kind).
+const (
+	ConfigApplied            = session.ConfigApplied
+	ConfigConfirmed          = session.ConfigConfirmed
+	ConfigConfirmedBySilence = session.ConfigConfirmedBySilence
+	ConfigRolledBack         = session.ConfigRolledBack
+	ConfigRejected           = session.ConfigRejected
 )
 
 // Identity and address helpers.
@@ -180,6 +204,21 @@ type Config struct {
 	// every telemetry HEARTBEAT carries (PROTOCOL.md §7.9.1); nil sends 0.
 	JournalHead func() uint64
 
+	// OnConfigChange, if set, is told of every peer configuration event
+	// of every session this Config makes (PROTOCOL.md §7.15): applied,
+	// confirmed, confirmed by silence, rolled back, rejected; Local events
+	// are about this side's parameters (the peer proposed), the others
+	// about the peer's (this side proposed). OnRekey, if set, is told of
+	// every completed rekey (the new epoch, and whether this side
+	// initiated it). Both name the session, so that one Config can serve
+	// a node's many sessions; the *Session is the one Dial or Accept
+	// returns (a listener's session may still be refused before Accept
+	// returns it, if its client never confirms). They run on the
+	// session's receive path or a timer: they must return quickly and
+	// must not call back into the session's blocking methods.
+	OnConfigChange func(s *Session, ev ConfigEvent)
+	OnRekey        func(s *Session, epoch uint32, initiated bool)
+
 	// OnHandshakeError, if set, is told of every handshake a listener
 	// abandons, with the reason (the client never is: handshake.md §7.3).
 	OnHandshakeError func(remote netip.AddrPort, err error)
@@ -235,13 +274,38 @@ func (c *Config) logger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func (c *Config) sessionConfig() session.Config {
-	return session.Config{Window: c.Window, ConfirmTimeout: c.ConfirmTimeout,
+// sessionConfig is the session.Config of one new session. The session's
+// callbacks carry no session, so Config's per-session callbacks are bound
+// through bind: newSession calls it with the session once session.New
+// returns; a callback that fires before (it runs on the session's own
+// goroutines, never inside New) waits for it.
+func (c *Config) sessionConfig() (cfg session.Config, bind func(*Session)) {
+	cfg = session.Config{Window: c.Window, ConfirmTimeout: c.ConfirmTimeout,
 		WriteTimeout: c.WriteTimeout, IdleTimeout: c.IdleTimeout,
 		RekeyPackets: c.RekeyPackets, RekeyInterval: c.RekeyInterval,
 		HeartbeatInterval: c.HeartbeatInterval, HeartbeatMisses: c.HeartbeatMisses,
 		IntegrityInterval: c.IntegrityInterval, OnIntegrityFailure: c.OnIntegrityFailure, Rand: c.Rand,
 		JournalHead: c.JournalHead, Logger: c.logger()}
+	if c.OnConfigChange == nil && c.OnRekey == nil {
+		return cfg, func(*Session) {}
+	}
+	var s *Session
+	ready := make(chan struct{})
+	if f := c.OnConfigChange; f != nil {
+		cfg.OnConfigChange = func(ev session.ConfigEvent) { <-ready; f(s, ev) }
+	}
+	if f := c.OnRekey; f != nil {
+		cfg.OnRekey = func(epoch uint32, initiated bool) { <-ready; f(s, epoch, initiated) }
+	}
+	return cfg, func(sess *Session) { s = sess; close(ready) }
+}
+
+// newSession starts a session with c's configuration.
+func (c *Config) newSession(conn transport.Conn, est *handshake.Established) *Session {
+	cfg, bind := c.sessionConfig()
+	s := session.New(conn, est, cfg)
+	bind(s)
+	return s
 }
 
 // health is Config.Health, nil when unset.

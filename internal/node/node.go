@@ -289,7 +289,7 @@ func Start(cfg *Config, opts Options) (*Node, error) {
 		ln, err := pool.Listen(cfg.Listen, &pool.Config{Identity: cfg.Identity, Authorize: n.authorized,
 			IdleTimeout: cfg.IdleTimeout, HeartbeatInterval: cfg.HeartbeatInterval, Logger: log,
 			OnHandshakeError: n.handshakeError, Health: n.health, OnIntegrityFailure: n.integrityFailure,
-			Rand: n.rand, JournalHead: n.journalHead})
+			Rand: n.rand, JournalHead: n.journalHead, OnRekey: n.rekeyed, OnConfigChange: n.configChanged})
 		if err != nil {
 			ctl.Close()
 			return nil, abort(listenError(cfg.Listen, err))
@@ -677,7 +677,8 @@ func (n *Node) runDialer(ctx context.Context, d *dialer) {
 
 		s, err := pool.Dial(ctx, p.Address, p.Key, &pool.Config{Identity: cfg.Identity,
 			IdleTimeout: cfg.IdleTimeout, HeartbeatInterval: cfg.HeartbeatInterval, Logger: n.log,
-			Health: n.health, OnIntegrityFailure: n.integrityFailure, Rand: n.rand, JournalHead: n.journalHead})
+			Health: n.health, OnIntegrityFailure: n.integrityFailure, Rand: n.rand, JournalHead: n.journalHead,
+			OnRekey: n.rekeyed, OnConfigChange: n.configChanged})
 		if err != nil {
 			if ctx.Err() != nil {
 				return

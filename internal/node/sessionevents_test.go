@@ -1,0 +1,131 @@
+package node
+
+import (
+	"context"
+	"encoding/hex"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pool-go/pool"
+	"github.com/pool-go/pool/internal/journal"
+)
+
+// entriesOfType reads the entries of type typ of a running node's journal
+// (a read error, such as a record being written, ends the list).
+func entriesOfType(path string, typ journal.Type) []journal.Entry {
+	var out []journal.Entry
+	for e, err := range journal.Entries(path, journal.Filter{}) {
+		if err != nil {
+			break
+		}
+		if e.Type == typ {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// waitEntries waits until path holds n entries of type typ and returns them.
+func waitEntries(t *testing.T, path string, typ journal.Type, n int) []journal.Entry {
+	t.Helper()
+	var es []journal.Entry
+	waitFor(t, 20*time.Second, "journal "+filepath.Base(path)+": "+typ.String()+" entries", func() bool {
+		es = entriesOfType(path, typ)
+		return len(es) >= n
+	})
+	return es
+}
+
+// TestNodeJournalsSessionEvents: a rekey and the peer configuration events
+// of a session (applied then rolled back; applied then kept at the
+// deadline) are journaled on both nodes, with the session and the peer.
+func TestNodeJournalsSessionEvents(t *testing.T) {
+	dir := t.TempDir()
+	bKey, bID := newKeyFile(t, dir, "b.key")
+	allowed := writeFile(t, filepath.Join(dir, "allowed"), bID.Public.String()+"\n")
+	aPath, aID := listenerConfig(t, dir, "a", "127.0.0.1:0", allowed)
+	a := startNode(t, aPath, Options{})
+	defer shutdown(t, a)
+	bPath := writeFile(t, filepath.Join(dir, "b.toml"), dialerText(bKey, filepath.Join(dir, "b.sock"),
+		testPeer{"a", a.ListenAddr().String(), aID.Public}))
+	b := startNode(t, bPath, Options{})
+	defer shutdown(t, b)
+	waitFor(t, 10*time.Second, "B connected to A", func() bool { return peerByName(b, "a").State == StateConnected })
+	sid := peerByName(b, "a").SessionID
+	var bs *pool.Session
+	waitFor(t, 10*time.Second, "A lists the session", func() bool { return nodeSession(a, bID.Public) != nil })
+	bs = nodeSession(b, aID.Public)
+	aJ, bJ := filepath.Join(dir, "a.journal"), filepath.Join(dir, "b.journal")
+
+	check := func(who string, e journal.Entry, peer pool.PublicKey, want map[string]string) {
+		t.Helper()
+		if e.Session() != sid || e.Detail["peer"] != peer.String() {
+			t.Errorf("%s: %s entry %d names session %s peer %s, want %s %s", who, e.Type, e.Seq,
+				e.Session(), e.Detail["peer"], sid, peer)
+		}
+		for k, v := range want {
+			if e.Detail[k] != v {
+				t.Errorf("%s: %s entry %d: %s = %q, want %q (%v)", who, e.Type, e.Seq, k, e.Detail[k], v, e.Detail)
+			}
+		}
+	}
+
+	// A rekey B starts: both journal it, B as the initiator.
+	if err := bs.Rekey(); err != nil {
+		t.Fatal(err)
+	}
+	check("A", waitEntries(t, aJ, journal.TypeRekey, 1)[0], bID.Public, map[string]string{"epoch": "1", "initiated": "false", "direction": "inbound"})
+	check("B", waitEntries(t, bJ, journal.TypeRekey, 1)[0], aID.Public, map[string]string{"epoch": "1", "initiated": "true", "direction": "outbound", "peer_name": "a"})
+
+	// B proposes new parameters for A's side, then rejects them explicitly
+	// before the deadline: A rolls back.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	params := pool.ConfigParams{HeartbeatMs: 2000, RekeyIntervalS: 1800, RekeyPackets: 1 << 20}
+	res, err := bs.ProposeConfig(ctx, params, 8*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := hex.EncodeToString(res.Hash[:])
+	applied := map[string]string{"event": "applied", "version": "1", "prev_version": "0", "hash": hash}
+	check("A", waitEntries(t, aJ, journal.TypeConfig, 2)[1], bID.Public, merge(applied, map[string]string{"side": "local"}))
+	check("B", waitEntries(t, bJ, journal.TypeConfig, 2)[1], aID.Public, merge(applied, map[string]string{"side": "remote"}))
+	if _, err := bs.RollbackConfig(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rolled := map[string]string{"event": "rolled-back", "version": "0", "prev_version": "1", "prev_hash": hash}
+	check("A", waitEntries(t, aJ, journal.TypeRollback, 1)[0], bID.Public, merge(rolled, map[string]string{"side": "local"}))
+	check("B", waitEntries(t, bJ, journal.TypeRollback, 1)[0], aID.Public, merge(rolled, map[string]string{"side": "remote"}))
+	if v, _ := nodeSession(a, bID.Public).Config(); v != 0 {
+		t.Errorf("A's configuration after the rollback is version %d, want 0", v)
+	}
+
+	// A second proposal left alone: at the deadline both sides keep it and
+	// journal the confirmation (P07).
+	res, err = bs.ProposeConfig(ctx, params, 8*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash = hex.EncodeToString(res.Hash[:])
+	es := waitEntries(t, aJ, journal.TypeConfig, 4)
+	check("A", es[2], bID.Public, map[string]string{"event": "applied", "side": "local", "version": "2", "hash": hash})
+	check("A", es[3], bID.Public, map[string]string{"event": "confirmed", "side": "local", "version": "2", "hash": hash})
+	es = waitEntries(t, bJ, journal.TypeConfig, 4)
+	check("B", es[2], aID.Public, map[string]string{"event": "applied", "side": "remote", "version": "2", "hash": hash})
+	check("B", es[3], aID.Public, map[string]string{"event": "confirmed", "side": "remote", "version": "2", "hash": hash})
+	if v, p := nodeSession(a, bID.Public).Config(); v != 2 || p != params {
+		t.Errorf("A's configuration after the deadline: version %d %+v, want 2 %+v", v, p, params)
+	}
+}
+
+func merge(a, b map[string]string) map[string]string {
+	m := map[string]string{}
+	for k, v := range a {
+		m[k] = v
+	}
+	for k, v := range b {
+		m[k] = v
+	}
+	return m
+}
