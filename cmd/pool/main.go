@@ -133,6 +133,6 @@ docs/OPERATIONS.md covers installation, keys, ports and troubleshooting.`,
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(newDemoCmd(), newKeygenCmd(), newAddrCmd())
 	root.AddCommand(newListenCmd(), newConnectCmd())
-	root.AddCommand(newNodeCmd(), newStatusCmd(), newSessionsCmd(), newTelemetryCmd(), newPeersCmd(), newReloadCmd(), newConfigCmd(), newJournalCmd())
+	root.AddCommand(newNodeCmd(), newStatusCmd(), newSessionsCmd(), newTelemetryCmd(), newPeersCmd(), newReloadCmd(), newConfigCmd(), newJournalCmd(), newPeerConfigCmd())
 	return root
 }

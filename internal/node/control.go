@@ -36,9 +36,21 @@ const (
 // Request is a control request.
 type Request struct {
 	Method string `json:"method"`
-	// Session, for "telemetry" only, keeps the sessions whose ID starts
-	// with these hex digits; "" keeps all.
+	// Session, for "telemetry", keeps the sessions whose ID starts with
+	// these hex digits ("" keeps all); the session.config.* methods
+	// require it and it must name exactly one live session.
 	Session string `json:"session,omitempty"`
+
+	// The session.config.* methods (PROTOCOL.md §7.15): the parameters
+	// session.config.propose proposes for the peer's side (0: the
+	// protocol's default; mtu_max 0: no cap) and its rollback deadline in
+	// seconds (0: 60); Locked is session.config.lock's setting.
+	HeartbeatMs    uint32  `json:"heartbeat_ms,omitempty"`
+	RekeyIntervalS uint32  `json:"rekey_interval_s,omitempty"`
+	RekeyPackets   uint64  `json:"rekey_packets,omitempty"`
+	MTUMax         uint16  `json:"mtu_max,omitempty"`
+	Deadline       float64 `json:"deadline,omitempty"`
+	Locked         *bool   `json:"locked,omitempty"`
 
 	// The config.* methods (docs/OPERATIONS.md, CHANGING THE
 	// CONFIGURATION). Config is the new file's exact bytes (base64 in

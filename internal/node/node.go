@@ -1127,8 +1127,8 @@ func (n *Node) Peers() []PeerInfo {
 
 // handleControl answers one control request.
 func (n *Node) handleControl(req Request) (any, error) {
-	if req.Session != "" && req.Method != "telemetry" {
-		return nil, fmt.Errorf(`bad request: method %q takes no "session" (only "telemetry" does)`, req.Method)
+	if req.Session != "" && req.Method != "telemetry" && !strings.HasPrefix(req.Method, "session.config.") {
+		return nil, fmt.Errorf(`bad request: method %q takes no "session" (only "telemetry" and the session.config.* methods do)`, req.Method)
 	}
 	switch req.Method {
 	case "ping":
@@ -1159,13 +1159,16 @@ func (n *Node) handleControl(req Request) (any, error) {
 		return n.ConfigHistory()
 	case "config.diff":
 		return n.ConfigDiff(req.A, req.B)
+	case "session.config.propose", "session.config.rollback", "session.config.lock":
+		return n.handleSessionConfig(req)
 	}
 	return nil, fmt.Errorf("unknown method %q (want one of %s)", req.Method, strings.Join(Methods, ", "))
 }
 
 // Methods are the control protocol's methods.
 var Methods = []string{"status", "sessions", "telemetry", "peers", "reload", "ping",
-	"config.apply", "config.confirm", "config.rollback", "config.history", "config.diff"}
+	"config.apply", "config.confirm", "config.rollback", "config.history", "config.diff",
+	"session.config.propose", "session.config.rollback", "session.config.lock"}
 
 // ctlAuthor is who a change made over the control socket is recorded as.
 func ctlAuthor(req Request) string {
