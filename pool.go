@@ -218,6 +218,11 @@ type Config struct {
 	// must not call back into the session's blocking methods.
 	OnConfigChange func(s *Session, ev ConfigEvent)
 	OnRekey        func(s *Session, epoch uint32, initiated bool)
+	// OnJournal, if set, receives every JOURNAL message of every session
+	// this Config makes (PROTOCOL.md §7.16), reassembled if it came in
+	// fragments, on the session's receive path: it must return quickly.
+	// Without it they are accepted and ignored (§7.7).
+	OnJournal func(s *Session, msg []byte)
 
 	// OnHandshakeError, if set, is told of every handshake a listener
 	// abandons, with the reason (the client never is: handshake.md §7.3).
@@ -286,7 +291,7 @@ func (c *Config) sessionConfig() (cfg session.Config, bind func(*Session)) {
 		HeartbeatInterval: c.HeartbeatInterval, HeartbeatMisses: c.HeartbeatMisses,
 		IntegrityInterval: c.IntegrityInterval, OnIntegrityFailure: c.OnIntegrityFailure, Rand: c.Rand,
 		JournalHead: c.JournalHead, Logger: c.logger()}
-	if c.OnConfigChange == nil && c.OnRekey == nil {
+	if c.OnConfigChange == nil && c.OnRekey == nil && c.OnJournal == nil {
 		return cfg, func(*Session) {}
 	}
 	var s *Session
@@ -296,6 +301,14 @@ func (c *Config) sessionConfig() (cfg session.Config, bind func(*Session)) {
 	}
 	if f := c.OnRekey; f != nil {
 		cfg.OnRekey = func(epoch uint32, initiated bool) { <-ready; f(s, epoch, initiated) }
+	}
+	if f := c.OnJournal; f != nil {
+		cfg.OnMessage = func(typ wire.Type, msg []byte) {
+			if typ == wire.TypeJournal {
+				<-ready
+				f(s, msg)
+			}
+		}
 	}
 	return cfg, func(sess *Session) { s = sess; close(ready) }
 }

@@ -295,10 +295,10 @@ func (n *Node) journalHead() uint64 {
 func (n *Node) journalStatus() JournalStatus {
 	nj := n.journal
 	if nj == nil {
-		return JournalStatus{}
+		return JournalStatus{PeerDivergences: n.witness.divergences.Load()}
 	}
 	seq, head := nj.j.Head()
-	return JournalStatus{Enabled: true, Path: nj.j.Path(), Entries: seq, Head: hex.EncodeToString(head[:]),
+	return JournalStatus{PeerDivergences: n.witness.divergences.Load(), Enabled: true, Path: nj.j.Path(), Entries: seq, Head: hex.EncodeToString(head[:]),
 		SizeBytes: nj.j.Size(), Full: nj.full.Load(), FullEvents: nj.fullEvents.Load(),
 		WriteErrors: nj.writeErrors.Load(), Pending: nj.j.Pending()}
 }

@@ -101,6 +101,7 @@ type Node struct {
 
 	authz      atomic.Pointer[authz]
 	refusedLog *logRate       // rate of "refused a peer" warnings
+	witness    *witness       // replicas of the peers' journals (witness.go)
 	ln         *pool.Listener // nil when not listening
 	ctl        *controlServer
 	journal    *nodeJournal    // the change journal; nil when journal = ""
@@ -226,7 +227,7 @@ func Start(cfg *Config, opts Options) (*Node, error) {
 		version = moduleVersion()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Node{opts: opts, refusedLog: newLogRate(time.Minute, 1024), log: log, started: time.Now(), version: version, ctx: ctx, cancel: cancel,
+	n := &Node{opts: opts, refusedLog: newLogRate(time.Minute, 1024), witness: newWitness(), log: log, started: time.Now(), version: version, ctx: ctx, cancel: cancel,
 		cfg: cfg, sessions: map[*pool.Session]*sessionEntry{}, peers: map[pool.PublicKey]*dialer{},
 		stopped: make(chan struct{}), compromisedCh: make(chan struct{})}
 	n.authz.Store(&authz{any: cfg.AllowAny, list: cfg.AuthorizedPeers})
@@ -285,11 +286,14 @@ func Start(cfg *Config, opts Options) (*Node, error) {
 		n.journal.close()
 		return err
 	}
+	n.wg.Add(1)
+	go n.runWitness(cfg.HeartbeatInterval)
 	if cfg.Listen != "" {
 		ln, err := pool.Listen(cfg.Listen, &pool.Config{Identity: cfg.Identity, Authorize: n.authorized,
 			IdleTimeout: cfg.IdleTimeout, HeartbeatInterval: cfg.HeartbeatInterval, Logger: log,
 			OnHandshakeError: n.handshakeError, Health: n.health, OnIntegrityFailure: n.integrityFailure,
-			Rand: n.rand, JournalHead: n.journalHead, OnRekey: n.rekeyed, OnConfigChange: n.configChanged})
+			Rand: n.rand, JournalHead: n.journalHead, OnRekey: n.rekeyed, OnConfigChange: n.configChanged,
+			OnJournal: n.onJournal})
 		if err != nil {
 			ctl.Close()
 			return nil, abort(listenError(cfg.Listen, err))
@@ -678,7 +682,7 @@ func (n *Node) runDialer(ctx context.Context, d *dialer) {
 		s, err := pool.Dial(ctx, p.Address, p.Key, &pool.Config{Identity: cfg.Identity,
 			IdleTimeout: cfg.IdleTimeout, HeartbeatInterval: cfg.HeartbeatInterval, Logger: n.log,
 			Health: n.health, OnIntegrityFailure: n.integrityFailure, Rand: n.rand, JournalHead: n.journalHead,
-			OnRekey: n.rekeyed, OnConfigChange: n.configChanged})
+			OnRekey: n.rekeyed, OnConfigChange: n.configChanged, OnJournal: n.onJournal})
 		if err != nil {
 			if ctx.Err() != nil {
 				return

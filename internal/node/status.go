@@ -81,6 +81,9 @@ type JournalStatus struct {
 	// Pending counts aggregated events not written yet (they are written
 	// when their window closes, within about a minute).
 	Pending uint64 `json:"pending"`
+	// PeerDivergences counts peers' JOURNAL checkpoints that contradicted
+	// the replica held of their journal (PROTOCOL.md §7.16).
+	PeerDivergences uint64 `json:"peer_divergences"`
 }
 
 // HandshakeCounts are the listener's counters since the node started.

@@ -332,6 +332,17 @@ func (s *Session) ID() [16]byte { return s.sid }
 // Peer returns the peer's authenticated static key.
 func (s *Session) Peer() addr.PublicKey { return s.peer }
 
+// LayerUp reports whether the peer's first telemetry HEARTBEAT, the layer
+// signal of PROTOCOL.md §7.7, has arrived.
+func (s *Session) LayerUp() bool {
+	select {
+	case <-s.layer:
+		return true
+	default:
+		return false
+	}
+}
+
 // SessionHash returns h4, the handshake transcript hash, for channel binding.
 func (s *Session) SessionHash() [32]byte { return s.hash }
 

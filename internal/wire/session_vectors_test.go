@@ -341,6 +341,7 @@ func TestSessionFuzzCorpora(t *testing.T) {
 		"FuzzParseNotice":    func(b []byte) error { _, err := ParseNotice(b); return err },
 		"FuzzParseDiscover":  func(b []byte) error { _, err := ParseDiscover(b); return err },
 		"FuzzParseIntegrity": func(b []byte) error { _, err := ParseIntegrity(b); return err },
+		"FuzzParseJournal":   func(b []byte) error { _, err := ParseJournalCheckpoint(b); return err },
 		"FuzzParseConfig": func(b []byte) error {
 			if len(b) < 1 {
 				return ErrShort
