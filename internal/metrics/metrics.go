@@ -187,7 +187,7 @@ func NewCollector(src Source) *Collector {
 		startTime:         d("node_start_time_seconds", "When the node started, in seconds since the Unix epoch."),
 		uptime:            d("node_uptime_seconds", "How long the node has been running."),
 		compromised:       d("node_compromised", "1 when the node is compromised (a runtime integrity check failed) and refuses every new session until restarted, else 0."),
-		configVersion:     d("config_version", "The version of the running configuration (0 until versioned configuration is enabled)."),
+		configVersion:     d("config_version", "The version of the running configuration file (0 when versioning is off)."),
 		journalEntries:    d("journal_entries", "Entries in the node's change journal."),
 		journalHead:       d("journal_head", "The change journal's chain head: its first 6 bytes as an integer, to compare with a peer's replica."),
 		selftestRuns:      d("selftest_runs_total", "Rounds of runtime integrity self-tests run since the node started."),

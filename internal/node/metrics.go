@@ -115,6 +115,9 @@ func (n *Node) Snapshot() metrics.Snapshot {
 			RefusedPreauth: ls.RefusedPreAuth, RefusedCompromised: ls.RefusedUnhealthy,
 			Challenges: ls.Handshake.Challenges, FailedBy: n.hsFailed.snapshot()}
 	}
+	if cs := n.configStatus(); cs.Enabled && cs.Version > 0 {
+		s.ConfigVersion = uint64(cs.Version)
+	}
 	if n.journal != nil {
 		s.Journal = func() metrics.Journal {
 			js := n.journalStatus()
