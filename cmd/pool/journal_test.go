@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -120,7 +118,7 @@ func TestJournalTail(t *testing.T) {
 	}
 	// --follow prints what is appended, until interrupted.
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuf
+	var stdout, stderr syncBuffer
 	done := make(chan int)
 	go func() {
 		done <- run(ctx, []string{"journal", "tail", "-n", "0", "--follow", path}, strings.NewReader(""), &stdout, &stderr)
@@ -179,22 +177,4 @@ func TestJournalUsage(t *testing.T) {
 			t.Errorf("%q: exit %d %q, want 2", args, code, errs)
 		}
 	}
-}
-
-// syncBuf is a bytes.Buffer safe for concurrent use.
-type syncBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -204,11 +204,7 @@ func (s *Session) onRekey(ch uint8, pt []byte) error {
 		return s.rekeyFail("generating an ephemeral key failed")
 	}
 	ack := wire.Rekey{Kind: wire.RekeyAck, Epoch: m.Epoch, E: [32]byte(eR.PublicKey().Bytes())}
-	role := handshake.RekeyByClient
-	if s.initiator {
-		role = handshake.RekeyByServer // the peer initiated, and it is the server
-	}
-	x := handshake.RekeyExchange{SID: s.sid, Ratchet: &ratchet, Epoch: m.Epoch, Role: role, Init: &m, Ack: &ack}
+	x := handshake.RekeyExchange{SID: s.sid, Ratchet: &ratchet, Epoch: m.Epoch, Role: s.rekeyRole(false), Init: &m, Ack: &ack}
 	keys, err := x.DeriveAsResponder(eR, s.rk.static, s.peer)
 	if err != nil {
 		return s.rekeyFail("the peer's rekey key was refused: " + err.Error())
@@ -216,17 +212,10 @@ func (s *Session) onRekey(ch uint8, pt []byte) error {
 	send, recv := s.directions(&keys)
 	s.switchRecv(recv) // the initiator's packets after its REKEY_INIT use the new keys
 	s.mu.Lock()
-	rk.ratchet, rk.epoch, rk.rekeys = keys.Rekey, m.Epoch, rk.rekeys+1
 	rk.ack, rk.ackKeys, rk.responding = &ack, *send, false
-	s.newIntegrityKeyLocked(m.Epoch, &keys.Integrity)
-	rk.keysSince = time.Duration(s.monotonic())
+	s.enterEpochLocked(m.Epoch, &keys)
 	s.mu.Unlock()
-	keys.Zero()
-	s.out.wake()
-	s.log.Debug("rekeyed as responder", "epoch", m.Epoch)
-	if s.cfg.OnRekey != nil {
-		s.cfg.OnRekey(m.Epoch, false)
-	}
+	s.rekeyed(m.Epoch, false)
 	return nil
 }
 
@@ -240,11 +229,7 @@ func (s *Session) onRekeyAck(m *wire.Rekey) error {
 	ratchet, eI, init := rk.ratchet, rk.eI, rk.init
 	rk.ackWait.Stop()
 	s.mu.Unlock()
-	role := handshake.RekeyByServer
-	if s.initiator {
-		role = handshake.RekeyByClient
-	}
-	x := handshake.RekeyExchange{SID: s.sid, Ratchet: &ratchet, Epoch: m.Epoch, Role: role, Init: &init, Ack: m}
+	x := handshake.RekeyExchange{SID: s.sid, Ratchet: &ratchet, Epoch: m.Epoch, Role: s.rekeyRole(true), Init: &init, Ack: m}
 	keys, err := x.DeriveAsInitiator(eI, s.rk.static, s.peer)
 	if err != nil {
 		return s.rekeyFail("the peer's rekey key was refused: " + err.Error())
@@ -253,18 +238,40 @@ func (s *Session) onRekeyAck(m *wire.Rekey) error {
 	s.switchRecv(recv) // the responder's packets after its REKEY_ACK use the new keys
 	next := *send
 	s.mu.Lock()
-	rk.ratchet, rk.epoch, rk.rekeys = keys.Rekey, m.Epoch, rk.rekeys+1
 	rk.pending, rk.eI, rk.stalled, rk.nextSend = false, nil, false, &next
-	s.newIntegrityKeyLocked(m.Epoch, &keys.Integrity)
-	rk.keysSince = time.Duration(s.monotonic())
+	s.enterEpochLocked(m.Epoch, &keys)
 	s.mu.Unlock()
-	keys.Zero()
-	s.out.wake()
-	s.log.Debug("rekeyed as initiator", "epoch", m.Epoch)
-	if s.cfg.OnRekey != nil {
-		s.cfg.OnRekey(m.Epoch, true)
-	}
+	s.rekeyed(m.Epoch, true)
 	return nil
+}
+
+// rekeyRole is T's role byte for a rekey we (byUs) or the peer initiated:
+// it names the initiator's handshake role (handshake.md §8.10).
+func (s *Session) rekeyRole(byUs bool) byte {
+	if byUs == s.initiator {
+		return handshake.RekeyByClient
+	}
+	return handshake.RekeyByServer
+}
+
+// enterEpochLocked records the new epoch on either side of a rekey: the
+// next ratchet secret, the integrity key, the clock of the key's age; the
+// epoch's keys are wiped (the directions were handed on already).
+func (s *Session) enterEpochLocked(epoch uint32, keys *seal.EpochKeys) {
+	rk := &s.rk
+	rk.ratchet, rk.epoch, rk.rekeys = keys.Rekey, epoch, rk.rekeys+1
+	s.newIntegrityKeyLocked(epoch, &keys.Integrity)
+	rk.keysSince = time.Duration(s.monotonic())
+	keys.Zero()
+}
+
+// rekeyed runs after a completed rekey, without s.mu.
+func (s *Session) rekeyed(epoch uint32, initiated bool) {
+	s.out.wake()
+	s.log.Debug("rekeyed", "epoch", epoch, "initiated", initiated)
+	if s.cfg.OnRekey != nil {
+		s.cfg.OnRekey(epoch, initiated)
+	}
 }
 
 // rekeyFail ends the session with REKEY_FAIL. While our own REKEY_INIT is
