@@ -77,6 +77,11 @@ type (
 	ConfigResult = session.ConfigResult
 	// ConfigRejectedError is the peer's CONFIG_REJECT.
 	ConfigRejectedError = session.ConfigRejectedError
+
+	// SessionEvent reports a session state change (Config.OnEvent).
+	SessionEvent = session.Event
+	// SessionEventKind says what changed.
+	SessionEventKind = session.EventKind
 )
 
 // Peer configuration events (ConfigEvent.Kind).
@@ -86,6 +91,15 @@ const (
 	ConfigConfirmedBySilence = session.ConfigConfirmedBySilence
 	ConfigRolledBack         = session.ConfigRolledBack
 	ConfigRejected           = session.ConfigRejected
+)
+
+// Session state events (SessionEvent.Kind).
+const (
+	EventMTU               = session.EventMTU
+	EventOverloadStart     = session.EventOverloadStart
+	EventOverloadEnd       = session.EventOverloadEnd
+	EventIntegrityVerified = session.EventIntegrityVerified
+	EventIntegrityTimeout  = session.EventIntegrityTimeout
 )
 
 // Identity and address helpers.
@@ -218,6 +232,11 @@ type Config struct {
 	// must not call back into the session's blocking methods.
 	OnConfigChange func(s *Session, ev ConfigEvent)
 	OnRekey        func(s *Session, epoch uint32, initiated bool)
+	// OnEvent, if set, is told of every other state change of every
+	// session: path MTU, OVERLOAD start and end either way, INTEGRITY
+	// outcome changes (draft §11; SessionEvent). Unlike the two above it
+	// runs on a goroutine of its own, in order, so it may block briefly.
+	OnEvent func(s *Session, ev SessionEvent)
 	// OnJournal, if set, receives every JOURNAL message of every session
 	// this Config makes (PROTOCOL.md §7.16), reassembled if it came in
 	// fragments, on the session's receive path: it must return quickly.
@@ -291,7 +310,7 @@ func (c *Config) sessionConfig() (cfg session.Config, bind func(*Session)) {
 		HeartbeatInterval: c.HeartbeatInterval, HeartbeatMisses: c.HeartbeatMisses,
 		IntegrityInterval: c.IntegrityInterval, OnIntegrityFailure: c.OnIntegrityFailure, Rand: c.Rand,
 		JournalHead: c.JournalHead, Logger: c.logger()}
-	if c.OnConfigChange == nil && c.OnRekey == nil && c.OnJournal == nil {
+	if c.OnConfigChange == nil && c.OnRekey == nil && c.OnJournal == nil && c.OnEvent == nil {
 		return cfg, func(*Session) {}
 	}
 	var s *Session
@@ -301,6 +320,9 @@ func (c *Config) sessionConfig() (cfg session.Config, bind func(*Session)) {
 	}
 	if f := c.OnRekey; f != nil {
 		cfg.OnRekey = func(epoch uint32, initiated bool) { <-ready; f(s, epoch, initiated) }
+	}
+	if f := c.OnEvent; f != nil {
+		cfg.OnEvent = func(ev session.Event) { <-ready; f(s, ev) }
 	}
 	if f := c.OnJournal; f != nil {
 		cfg.OnMessage = func(typ wire.Type, msg []byte) {

@@ -77,6 +77,7 @@ const (
 	TypeStop             Type = 10 // the node stopped cleanly
 	TypeRecovery         Type = 11 // the journal repaired a torn last record on open
 	TypeAlert            Type = 12 // an alert raised to the operator
+	TypeState            Type = 13 // a session state change: path MTU, OVERLOAD start or end
 )
 
 var typeNames = map[Type]string{
@@ -92,6 +93,7 @@ var typeNames = map[Type]string{
 	TypeStop:             "stop",
 	TypeRecovery:         "recovery",
 	TypeAlert:            "alert",
+	TypeState:            "state",
 }
 
 func (t Type) String() string {

@@ -292,7 +292,7 @@ func Start(cfg *Config, opts Options) (*Node, error) {
 		ln, err := pool.Listen(cfg.Listen, &pool.Config{Identity: cfg.Identity, Authorize: n.authorized,
 			IdleTimeout: cfg.IdleTimeout, HeartbeatInterval: cfg.HeartbeatInterval, Logger: log,
 			OnHandshakeError: n.handshakeError, Health: n.health, OnIntegrityFailure: n.integrityFailure,
-			Rand: n.rand, JournalHead: n.journalHead, OnRekey: n.rekeyed, OnConfigChange: n.configChanged,
+			Rand: n.rand, JournalHead: n.journalHead, OnRekey: n.rekeyed, OnConfigChange: n.configChanged, OnEvent: n.sessionEvent,
 			OnJournal: n.onJournal})
 		if err != nil {
 			ctl.Close()
@@ -682,7 +682,7 @@ func (n *Node) runDialer(ctx context.Context, d *dialer) {
 		s, err := pool.Dial(ctx, p.Address, p.Key, &pool.Config{Identity: cfg.Identity,
 			IdleTimeout: cfg.IdleTimeout, HeartbeatInterval: cfg.HeartbeatInterval, Logger: n.log,
 			Health: n.health, OnIntegrityFailure: n.integrityFailure, Rand: n.rand, JournalHead: n.journalHead,
-			OnRekey: n.rekeyed, OnConfigChange: n.configChanged, OnJournal: n.onJournal})
+			OnRekey: n.rekeyed, OnConfigChange: n.configChanged, OnEvent: n.sessionEvent, OnJournal: n.onJournal})
 		if err != nil {
 			if ctx.Err() != nil {
 				return

@@ -102,3 +102,29 @@ func rejectReason(detail uint8) string {
 	}
 	return "detail " + strconv.Itoa(int(detail))
 }
+
+// sessionEvent is pool.Config.OnEvent: path MTU changes are "state"
+// entries (rare: a search settles in about ten steps, then only a changed
+// path moves it); OVERLOAD starts and ends are "state" entries through
+// aggregation, since a receiver at its high-water mark may flap every
+// second; INTEGRITY outcome changes (first verified, unanswered, verified
+// again) are "integrity" entries. Every correct proof is not: those are
+// counted in the session's telemetry.
+func (n *Node) sessionEvent(s *pool.Session, ev pool.SessionEvent) {
+	d := n.eventDetail(s)
+	d["event"] = ev.Kind.String()
+	switch ev.Kind {
+	case pool.EventMTU:
+		d["mtu"] = strconv.Itoa(ev.MTU)
+		d["prev_mtu"] = strconv.Itoa(ev.PrevMTU)
+		n.record(journal.TypeState, d)
+	case pool.EventOverloadStart, pool.EventOverloadEnd:
+		d["side"] = "remote" // the peer is overloaded: this node holds its DATA
+		if ev.Local {
+			d["side"] = "local"
+		}
+		n.note(journal.TypeState, d)
+	case pool.EventIntegrityVerified, pool.EventIntegrityTimeout:
+		n.record(journal.TypeIntegrity, d)
+	}
+}

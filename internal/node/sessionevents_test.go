@@ -46,7 +46,12 @@ func TestNodeJournalsSessionEvents(t *testing.T) {
 	allowed := writeFile(t, filepath.Join(dir, "allowed"), bID.Public.String()+"\n")
 	aPath, aID := listenerConfig(t, dir, "a", "127.0.0.1:0", allowed)
 	a := startNode(t, aPath, Options{})
-	defer shutdown(t, a)
+	aDown := false
+	defer func() {
+		if !aDown {
+			shutdown(t, a)
+		}
+	}()
 	bPath := writeFile(t, filepath.Join(dir, "b.toml"), dialerText(bKey, filepath.Join(dir, "b.sock"),
 		testPeer{"a", a.ListenAddr().String(), aID.Public}))
 	b := startNode(t, bPath, Options{})
@@ -77,6 +82,27 @@ func TestNodeJournalsSessionEvents(t *testing.T) {
 	}
 	check("A", waitEntries(t, aJ, journal.TypeRekey, 1)[0], bID.Public, map[string]string{"epoch": "1", "initiated": "false", "direction": "inbound"})
 	check("B", waitEntries(t, bJ, journal.TypeRekey, 1)[0], aID.Public, map[string]string{"epoch": "1", "initiated": "true", "direction": "outbound", "peer_name": "a"})
+
+	// B challenges A's crypto path: the first correct proof is an entry.
+	ictx, icancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer icancel()
+	for range 2 {
+		if err := bs.VerifyIntegrity(ictx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("B", waitEntries(t, bJ, journal.TypeIntegrity, 1)[0], aID.Public, map[string]string{"event": "integrity-verified"})
+
+	// Path MTU and OVERLOAD changes (a TCP session has neither by itself:
+	// its MTU is the transport's and the node reads no channel data, so
+	// A is told of them as its session would tell it).
+	as := nodeSession(a, bID.Public)
+	a.sessionEvent(as, pool.SessionEvent{Kind: pool.EventMTU, MTU: 1400, PrevMTU: 512})
+	check("A", waitEntries(t, aJ, journal.TypeState, 1)[0], bID.Public, map[string]string{"event": "mtu", "mtu": "1400", "prev_mtu": "512"})
+	for range 3 { // a flapping receiver: aggregated
+		a.sessionEvent(as, pool.SessionEvent{Kind: pool.EventOverloadStart, Local: true, Pause: time.Second})
+		a.sessionEvent(as, pool.SessionEvent{Kind: pool.EventOverloadEnd, Local: true})
+	}
 
 	// B proposes new parameters for A's side, then rejects them explicitly
 	// before the deadline: A rolls back.
@@ -116,6 +142,22 @@ func TestNodeJournalsSessionEvents(t *testing.T) {
 	check("B", es[3], aID.Public, map[string]string{"event": "confirmed", "side": "remote", "version": "2", "hash": hash})
 	if v, p := nodeSession(a, bID.Public).Config(); v != 2 || p != params {
 		t.Errorf("A's configuration after the deadline: version %d %+v, want 2 %+v", v, p, params)
+	}
+
+	// The aggregated OVERLOAD entries are written by the shutdown at the
+	// latest: one start and one end, each counted three times.
+	shutdown(t, a)
+	aDown = true
+	es = entriesOfType(aJ, journal.TypeState)
+	if len(es) != 3 {
+		t.Fatalf("A's state entries: %+v", es)
+	}
+	for i, ev := range []string{"overload-start", "overload-end"} {
+		e := es[1+i]
+		check("A", e, bID.Public, map[string]string{"event": ev, "side": "local"})
+		if e.Count != 3 {
+			t.Errorf("A's %s entry counts %d, want 3", ev, e.Count)
+		}
 	}
 }
 

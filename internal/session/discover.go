@@ -42,7 +42,7 @@ func (s *Session) probeTick() {
 		return
 	}
 	size, id, ok, wait := s.disc.prober.NextProbe()
-	s.mtuBytes.Store(int64(s.disc.prober.MTU())) // a timed-out size may lower it
+	s.setMTULocked(s.disc.prober.MTU()) // a timed-out size may lower it
 	if ok {
 		buf := bufpool.Get(size)
 		wire.AppendDiscover((*buf)[:wire.HeaderLen], &wire.Discover{Kind: wire.DiscoverProbe, Size: uint16(size), ID: id})
@@ -88,7 +88,7 @@ func (s *Session) onDiscover(pt []byte) error {
 		if err := s.disc.prober.OnAck(d.ID, int(d.Size)); err != nil && !errors.Is(err, pmtu.ErrRefused) {
 			return s.protocolError(err.Error())
 		}
-		s.mtuBytes.Store(int64(s.disc.prober.MTU()))
+		s.setMTULocked(s.disc.prober.MTU())
 	}
 	return nil // PEER_EXCHANGE: reserved for a later layer
 }

@@ -25,7 +25,8 @@ func TestMTUBlackHole(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ce, se := handshakePair(t)
 				cc, sc := transport.Pipe(transport.PipeConfig{Datagram: true, DropAbove: n, Queue: 4096})
-				cli, srv := New(cc, ce, Config{}), New(sc, se, Config{})
+				var events stateLog
+				cli, srv := New(cc, ce, Config{OnEvent: events.add}), New(sc, se, Config{})
 				defer closeBoth(cli, srv)
 
 				sendMessage(t, cli, srv, 1<<20) // at the 512-byte floor
@@ -43,6 +44,7 @@ func TestMTUBlackHole(t *testing.T) {
 					t.Fatalf("path %d: MTU %d, %+v", n, mtu, st)
 				}
 				t.Logf("path %d: MTU %d after %v of simulated time, %d probes", n, mtu, time.Since(start), st.Probes)
+				checkMTUEvents(t, events.get(), n)
 				// Re-probing every 60 s never lowers the MTU below what
 				// the path carries, nor raises it above.
 				time.Sleep(3 * time.Minute)
@@ -50,6 +52,7 @@ func TestMTUBlackHole(t *testing.T) {
 				if m, _ := cli.PathMTU(); m != mtu {
 					t.Fatalf("MTU moved from %d to %d while the path stayed the same", mtu, m)
 				}
+				checkMTUEvents(t, events.get(), n) // re-probes report nothing
 				_, st = cli.PathMTU()
 				if tm := cli.Telemetry(); tm.Peer.MTU == 0 || tm.Anomalies != 0 {
 					t.Errorf("telemetry after discovery: peer MTU %d, anomalies %d (%s)", tm.Peer.MTU, tm.Anomalies, tm.LastAnomaly)

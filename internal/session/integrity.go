@@ -44,6 +44,7 @@ type integrityState struct {
 	timer       *time.Timer
 
 	ok, failed, timeouts, unmatched, answered uint64
+	verified                                  bool // EventIntegrityVerified reported since the last timeout
 }
 
 // IntegrityStats counts INTEGRITY exchanges.
@@ -160,7 +161,9 @@ func (s *Session) integrityExpired(nonce [wire.IntegrityNonceLen]byte) {
 	}
 	i.outstanding = false
 	i.timeouts++
+	i.verified = false
 	s.log.Warn("INTEGRITY challenge not answered", "timeout", IntegrityTimeout)
+	s.emit(Event{Kind: EventIntegrityTimeout})
 	s.settleLocked(ErrIntegrityTimeout)
 }
 
@@ -242,6 +245,10 @@ func (s *Session) onIntegrity(ch uint8, pt []byte) error {
 		return errClosing
 	}
 	i.ok++
+	if !i.verified {
+		i.verified = true
+		s.emit(Event{Kind: EventIntegrityVerified})
+	}
 	s.settleLocked(nil)
 	return nil
 }

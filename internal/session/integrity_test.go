@@ -128,7 +128,8 @@ func TestIntegrityTimeout(t *testing.T) {
 		ce, se := handshakePair(t)
 		cc, sc := transport.Pipe(transport.PipeConfig{})
 		go discardAll(sc) // a peer that reads and never answers
-		cli := New(cc, ce, Config{})
+		var events stateLog
+		cli := New(cc, ce, Config{OnEvent: events.add})
 		defer func() { cli.Close(); sc.Close(); <-cli.Done() }()
 		// It does send one telemetry HEARTBEAT, the layer signal (§7.7),
 		// so the client challenges it.
@@ -147,6 +148,10 @@ func TestIntegrityTimeout(t *testing.T) {
 		}
 		if cli.Err() != nil || cli.Integrity().Timeouts != 1 {
 			t.Fatalf("after the timeout: err %v, %+v", cli.Err(), cli.Integrity())
+		}
+		synctest.Wait()
+		if evs := events.get(); len(evs) != 1 || evs[0].Kind != EventIntegrityTimeout {
+			t.Fatalf("events after the timeout: %+v", evs)
 		}
 	})
 }

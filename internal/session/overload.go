@@ -36,6 +36,7 @@ type overload struct {
 	// The peer is overloaded: hold DATA until then (monotonic ns).
 	pausedUntil time.Duration
 	wakeTimer   *time.Timer
+	peerPaused  bool   // EventOverloadStart reported for the peer, no end yet
 	received    uint64 // OVERLOAD notices received
 }
 
@@ -51,6 +52,7 @@ func (s *Session) noteUnread(delta int) {
 	case !o.signaled && o.unread > high && o.waiting == 0:
 		if s.queueNoticeLocked(wire.OverloadPause(s.cfg.OverloadPause)) {
 			o.signaled = true
+			s.emit(Event{Kind: EventOverloadStart, Local: true, Pause: s.cfg.OverloadPause})
 			// Repeat every P/2 while still over (§7.13).
 			o.repeat = time.AfterFunc(s.cfg.OverloadPause/2, s.overloadRepeat)
 		}
@@ -67,6 +69,7 @@ func (s *Session) resumeLocked() {
 		o.repeat.Stop()
 	}
 	s.queueNoticeLocked(0)
+	s.emit(Event{Kind: EventOverloadEnd, Local: true})
 }
 
 // readWaiting is called by a Read that found its channel empty (+1) and
@@ -119,17 +122,40 @@ func (s *Session) onNotice(n wire.Notice) {
 	s.ov.received++
 	if n.Pause == 0 {
 		s.ov.pausedUntil = 0
+		s.peerOverloadEndLocked()
 		s.out.wake()
 		return
 	}
 	d := time.Duration(n.Pause) * time.Millisecond
 	s.ov.pausedUntil = now + d
+	if !s.ov.peerPaused {
+		s.ov.peerPaused = true
+		s.emit(Event{Kind: EventOverloadStart, Pause: d})
+	}
 	if s.ov.wakeTimer == nil {
-		s.ov.wakeTimer = time.AfterFunc(d, s.out.wake)
+		s.ov.wakeTimer = time.AfterFunc(d, s.peerPauseExpired)
 	} else {
 		s.ov.wakeTimer.Reset(d)
 	}
 	s.log.Debug("peer overloaded: holding DATA", "pause", d)
+}
+
+// peerPauseExpired: the peer's pause ran out without a repeat (it stops
+// repeating once under its mark, or it went silent): DATA flows again.
+func (s *Session) peerPauseExpired() {
+	s.mu.Lock()
+	if !s.pausedLocked() {
+		s.peerOverloadEndLocked()
+	}
+	s.mu.Unlock()
+	s.out.wake()
+}
+
+func (s *Session) peerOverloadEndLocked() {
+	if s.ov.peerPaused {
+		s.ov.peerPaused = false
+		s.emit(Event{Kind: EventOverloadEnd})
+	}
 }
 
 // pausedLocked reports whether the peer asked us to hold DATA.

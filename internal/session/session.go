@@ -105,6 +105,11 @@ type Config struct {
 	// whether this side initiated it), so the node can journal it. It runs
 	// on the receive path: it must return quickly.
 	OnRekey func(epoch uint32, initiated bool)
+	// OnEvent, if set, is told of session state changes (path MTU,
+	// OVERLOAD start and end, INTEGRITY outcome changes; events.go), in
+	// order, on a goroutine of its own: it may block briefly (a journal
+	// fsync) without holding the session up.
+	OnEvent func(Event)
 	// Rand draws INTEGRITY nonces; nil means crypto/rand.
 	Rand   io.Reader
 	Logger *slog.Logger
@@ -168,6 +173,7 @@ type Session struct {
 	disc      discovery
 	frags     fragments
 	pcfg      peerConfig
+	events    eventQueue
 	hbTimer   *time.Timer
 	// firstSendSeq is our first traffic seq, for the peer's cross-checks.
 	firstSendSeq, firstRecvSeq uint64
