@@ -24,7 +24,8 @@ apply writes a new file atomically and reloads the node from it; with
 --confirm-within it is tentative, like Junos' "commit confirmed": unless
 "pool config confirm" arrives in time, the node restores the previous
 version by itself (hash verified) and reloads it. A change the node cannot
-reload (a key that needs a restart, such as listen) is rolled back at once.
+reload (a key that needs a restart, such as control, or a listen address
+that cannot be bound) is rolled back at once.
 
 See docs/OPERATIONS.md, CHANGING THE CONFIGURATION.
 

@@ -4,8 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -132,43 +134,93 @@ func TestConfigApplyConfirmRollback(t *testing.T) {
 	}
 }
 
-// TestConfigApplyBreaksListener is the issue's case. A change of listen
-// cannot reach a running node (the listener is bound at start; Reload
-// refuses the key), so config.apply of a new listen address is rolled
-// back at once, with an error saying a restart is needed. A change that
-// does break the listener for its peers and is reloadable, an
-// authorized_peers file that no longer holds the only peer's key, is
-// applied commit-confirmed and not confirmed: the peer is cut off, the
-// exact previous file comes back by itself and the peer reconnects.
+// TestConfigApplyBreaksListener is the issue's case, Junos' "commit
+// confirmed": a new listen address that no peer knows cuts the node off
+// from new sessions; applied with a deadline and not confirmed, the exact
+// previous file comes back by itself (hash verified) and the node listens
+// where it did. Confirmed, the change stays. A listen address that cannot
+// be bound at all is rolled back at once. An authorized_peers file that
+// locks the only peer out comes back by itself the same way.
 func TestConfigApplyBreaksListener(t *testing.T) {
 	dir := t.TempDir()
 	bKey, bID := newKeyFile(t, dir, "b.key")
 	allowed := writeFile(t, filepath.Join(dir, "allowed"), bID.Public.String()+" b\n")
 	writeFile(t, filepath.Join(dir, "nobody"), "")
-	aPath, aID := listenerConfig(t, dir, "a", "127.0.0.1:0", allowed)
+	home, moved := freeAddr(t), freeAddr(t)
+	aPath, aID := listenerConfig(t, dir, "a", home, allowed)
 	a := startNode(t, aPath, Options{})
 	b := startNode(t, writeFile(t, filepath.Join(dir, "b.toml"), dialerText(bKey, filepath.Join(dir, "b.sock"),
-		testPeer{"a", a.ListenAddr().String(), aID.Public})), Options{})
+		testPeer{"a", home, aID.Public})), Options{})
 	waitFor(t, 10*time.Second, "B connected to A", func() bool { return peerByName(b, "a").State == StateConnected })
 	v1, _ := os.ReadFile(aPath)
-	listen := a.ListenAddr().String()
+	reachable := func(addr string) bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}
+	withListen := func(addr string) []byte {
+		return []byte(strings.Replace(string(v1), strconv.Quote(home), strconv.Quote(addr), 1))
+	}
 
-	// listen: refused by the reload, rolled back at once.
-	moved := []byte(strings.Replace(string(v1), `"127.0.0.1:0"`, `"127.0.0.1:1"`, 1))
-	_, err := a.ConfigApply(moved, 2*time.Second, "test")
-	if err == nil || !strings.Contains(err.Error(), "listen") || !strings.Contains(err.Error(), "restart the node") ||
+	// A listen address in use: the reload is refused, rolled back at once.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	_, err = a.ConfigApply(withListen(busy.Addr().String()), 2*time.Second, "test")
+	if err == nil || !strings.Contains(err.Error(), "cannot listen on "+busy.Addr().String()) ||
 		!strings.Contains(err.Error(), "version 2 was rolled back at once (version 3 restores version 1") {
-		t.Errorf("apply of a new listen: %v", err)
+		t.Errorf("apply of a listen address in use: %v", err)
 	}
 	got, _ := os.ReadFile(aPath)
 	if st := a.Status(); string(got) != string(v1) || st.Config.Version != 3 || st.Config.SHA256 != sha(v1) ||
-		st.Config.Pending != nil || st.Listen != listen {
-		t.Errorf("after a refused listen change: file %q, status %+v", got, st.Config)
+		st.Config.Pending != nil || st.Listen != home {
+		t.Errorf("after a refused listen change: file %q, listen %s, config %+v", got, st.Listen, st.Config)
 	}
 
+	// A listen address no peer knows, not confirmed: the node moves, and
+	// at the deadline comes back by itself.
+	res, err := a.ConfigApply(withListen(moved), 2*time.Second, "test")
+	if err != nil || res.Pending == nil {
+		t.Fatalf("apply: %+v, %v", res, err)
+	}
+	if st := a.Status(); st.Listen != moved || reachable(home) || !reachable(moved) {
+		t.Errorf("the new listen address is not live: listen %s, home reachable %v", st.Listen, reachable(home))
+	}
+	if peerByName(b, "a").State != StateConnected {
+		t.Error("moving the listener dropped B's established session")
+	}
+	waitFor(t, 10*time.Second, "the automatic rollback", func() bool {
+		st := a.Status()
+		return st.Config.Version == 5 && st.Listen == home // recorded, then reloaded
+	})
+	got, _ = os.ReadFile(aPath)
+	if st := a.Status(); string(got) != string(v1) || st.Config.SHA256 != sha(v1) || st.Listen != home {
+		t.Errorf("after the deadline: file %q, listen %s, config %+v", got, st.Listen, st.Config)
+	}
+	if !reachable(home) || reachable(moved) {
+		t.Errorf("after the rollback: home reachable %v, moved reachable %v", reachable(home), reachable(moved))
+	}
+
+	// The same change confirmed stays past its deadline.
+	if _, err := a.ConfigApply(withListen(moved), 2*time.Second, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.ConfigConfirm(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	if st := a.Status(); st.Listen != moved || st.Config.Version != 6 || st.Config.Pending != nil || !reachable(moved) {
+		t.Errorf("a confirmed listen change after its deadline: listen %s, config %+v", st.Listen, st.Config)
+	}
+	v6, _ := os.ReadFile(aPath)
+
 	// authorized_peers = nobody: B is cut off until the deadline passes.
-	locked := []byte(strings.Replace(string(v1), allowed, filepath.Join(dir, "nobody"), 1))
-	res, err := a.ConfigApply(locked, 2*time.Second, "test")
+	locked := []byte(strings.Replace(string(v6), allowed, filepath.Join(dir, "nobody"), 1))
+	res, err = a.ConfigApply(locked, 2*time.Second, "test")
 	if err != nil || res.Pending == nil {
 		t.Fatalf("apply: %+v, %v", res, err)
 	}
@@ -178,13 +230,32 @@ func TestConfigApplyBreaksListener(t *testing.T) {
 	waitFor(t, 5*time.Second, "B cut off", func() bool { return peerByName(b, "a").State != StateConnected })
 	waitFor(t, 10*time.Second, "the automatic rollback", func() bool {
 		st := a.Status()
-		return st.Config.Version == 5 && st.AuthorizedKeys == 1
+		return st.Config.Version == 8 && st.AuthorizedKeys == 1
 	})
 	got, _ = os.ReadFile(aPath)
-	if sha(got) != sha(v1) || string(got) != string(v1) || a.Status().AuthorizedKeys != 1 {
+	if sha(got) != sha(v6) || string(got) != string(v6) || a.Status().AuthorizedKeys != 1 {
 		t.Errorf("after the deadline: file %q, status %+v", got, a.Status())
 	}
+	// B knows A at home only: point it at the confirmed address.
+	bText := dialerText(bKey, filepath.Join(dir, "b.sock"), testPeer{"a", moved, aID.Public})
+	writeFile(t, filepath.Join(dir, "b.toml"), bText)
+	if _, err := b.Reload(); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, 10*time.Second, "B back", func() bool { return peerByName(b, "a").State == StateConnected })
+	shutdown(t, b)
+	shutdown(t, a)
+}
+
+// freeAddr returns a loopback address with a port nothing listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
 
 // TestConfigHistoryAcrossRestart: a pending change whose deadline passes

@@ -108,8 +108,7 @@ func (n *Node) Snapshot() metrics.Snapshot {
 	n.health() // records a failure the monitor found but has not reported yet
 	s := metrics.Snapshot{Version: n.version, Started: n.started, Compromised: n.compromise.Load() != nil,
 		SelftestRuns: n.mon.Runs(), ProofFailures: n.proofFailures.Load()}
-	if n.ln != nil {
-		ls := n.ln.Stats()
+	if ls, ok := n.listenerStats(); ok {
 		s.Listening = true
 		s.Handshakes = metrics.Handshakes{Accepted: ls.Sessions, Failed: ls.FailedHandshakes,
 			RefusedPreauth: ls.RefusedPreAuth, RefusedCompromised: ls.RefusedUnhealthy,

@@ -102,7 +102,8 @@ type Node struct {
 	authz      atomic.Pointer[authz]
 	refusedLog *logRate       // rate of "refused a peer" warnings
 	witness    *witness       // replicas of the peers' journals (witness.go)
-	ln         *pool.Listener // nil when not listening
+	ln         atomic.Pointer[pool.Listener] // nil when not listening (listen.go)
+	retired    pool.ListenerStats            // counters of listeners a reload replaced; under mu
 	ctl        *controlServer
 	journal    *nodeJournal    // the change journal; nil when journal = ""
 	cfgStore   *configStore    // the configuration's versions (configstore.go)
@@ -289,22 +290,18 @@ func Start(cfg *Config, opts Options) (*Node, error) {
 	n.wg.Add(1)
 	go n.runWitness(cfg.HeartbeatInterval)
 	if cfg.Listen != "" {
-		ln, err := pool.Listen(cfg.Listen, &pool.Config{Identity: cfg.Identity, Authorize: n.authorized,
-			IdleTimeout: cfg.IdleTimeout, HeartbeatInterval: cfg.HeartbeatInterval, Logger: log,
-			OnHandshakeError: n.handshakeError, Health: n.health, OnIntegrityFailure: n.integrityFailure,
-			Rand: n.rand, JournalHead: n.journalHead, OnRekey: n.rekeyed, OnConfigChange: n.configChanged, OnEvent: n.sessionEvent,
-			OnJournal: n.onJournal})
+		ln, err := n.openListener(cfg)
 		if err != nil {
 			ctl.Close()
-			return nil, abort(listenError(cfg.Listen, err))
+			return nil, abort(err)
 		}
-		n.ln = ln
-		n.wg.Add(1)
-		go n.acceptLoop()
+		n.mu.Lock()
+		n.serveListenerLocked(ln)
+		n.mu.Unlock()
 	}
 	if err := n.startMetrics(cfg); err != nil {
-		if n.ln != nil {
-			_ = n.ln.Close()
+		if ln := n.ln.Load(); ln != nil {
+			_ = ln.Close()
 		}
 		ctl.Close()
 		err = abort(err)
@@ -319,14 +316,14 @@ func Start(cfg *Config, opts Options) (*Node, error) {
 	ctl.start()
 
 	listen := "off"
-	if n.ln != nil {
-		listen = n.ln.Addr().String()
+	if a := n.ListenAddr(); a != nil {
+		listen = a.String()
 	}
 	log.Info("node started", "identity", cfg.Identity.Public.String(),
 		"address", pool.NewAddress(cfg.Identity.Public, 0, 0).String(), "listen", listen,
 		"control", cfg.Control, "peers", len(cfg.Peers), "config", cfg.File,
 		"selftest_interval", cfg.SelftestInterval, "heartbeat_interval", cfg.HeartbeatInterval)
-	if n.ln != nil && cfg.AllowAny {
+	if n.ln.Load() != nil && cfg.AllowAny {
 		log.Warn("allow_any = true: any key may connect to this node")
 	}
 	if n.journal == nil {
@@ -531,21 +528,13 @@ func (n *Node) config() *Config {
 	return n.cfg
 }
 
-// ListenAddr returns the listener's address, or nil when not listening.
-func (n *Node) ListenAddr() net.Addr {
-	if n.ln == nil {
-		return nil
-	}
-	return n.ln.Addr()
-}
-
 // ControlPath returns the control socket's path.
 func (n *Node) ControlPath() string { return n.ctl.path }
 
-func (n *Node) acceptLoop() {
+func (n *Node) acceptLoop(ln *pool.Listener) {
 	defer n.wg.Done()
 	for {
-		s, err := n.ln.AcceptContext(n.ctx)
+		s, err := ln.AcceptContext(n.ctx)
 		if err != nil {
 			return
 		}
@@ -824,12 +813,14 @@ func (n *Node) peerLabel(k pool.PublicKey) string {
 }
 
 // Reload re-reads the configuration file and applies it without dropping
-// sessions: the authorization policy (inbound sessions of keys no longer
-// authorized are closed), peers added and removed, changed peer addresses
-// and names, the log level and the reconnect settings. A file that is
-// invalid, or that changes identity, listen, control, idle_timeout,
-// selftest_interval or heartbeat_interval, is refused as a whole: the
-// node keeps its old configuration.
+// sessions: the listen address (served at once; sessions the old listener
+// accepted stay), the authorization policy (inbound sessions of keys no
+// longer authorized are closed), peers added and removed, changed peer
+// addresses and names, the log level and the reconnect settings. A file
+// that is invalid, that changes identity, control, idle_timeout,
+// selftest_interval or heartbeat_interval, or whose new listen address
+// cannot be bound, is refused as a whole: the node keeps its old
+// configuration.
 func (n *Node) Reload() (ReloadResult, error) {
 	n.reloadMu.Lock()
 	defer n.reloadMu.Unlock()
@@ -874,9 +865,6 @@ func (n *Node) apply(cfg *Config) (ReloadResult, error) {
 	case cfg.Identity.Public != old.Identity.Public:
 		frozen = append(frozen, fmt.Sprintf("identity (the key in %s is another key now)", cfg.IdentityFile))
 	}
-	if cfg.Listen != old.Listen {
-		frozen = append(frozen, fmt.Sprintf("listen (%q -> %q)", old.Listen, cfg.Listen))
-	}
 	if cfg.Control != old.Control {
 		frozen = append(frozen, fmt.Sprintf("control (%s -> %s)", old.Control, cfg.Control))
 	}
@@ -900,7 +888,30 @@ func (n *Node) apply(cfg *Config) (ReloadResult, error) {
 			strings.Join(frozen, ", "))
 	}
 
+	// A new listen address is bound before anything changes: one that
+	// cannot be bound refuses the reload as a whole.
+	var newLn *pool.Listener
+	if cfg.Listen != old.Listen && cfg.Listen != "" {
+		ln, err := n.openListener(cfg)
+		if err != nil {
+			return ReloadResult{}, fmt.Errorf("reload refused (nothing was changed, the node keeps its old configuration): %w", err)
+		}
+		newLn = ln
+	}
+
 	changes := []string{}
+	if cfg.Listen != old.Listen {
+		to := cfg.Listen
+		if newLn != nil {
+			to = newLn.Addr().String()
+		}
+		switch {
+		case cfg.Listen == "":
+			changes = append(changes, fmt.Sprintf("listen: %s -> off (accepted sessions stay)", old.Listen))
+		default:
+			changes = append(changes, fmt.Sprintf("listen: %q -> %s (accepted sessions stay)", old.Listen, to))
+		}
+	}
 	if cfg.LogLevel != old.LogLevel {
 		changes = append(changes, fmt.Sprintf("log_level: %s -> %s", levelName(old.LogLevel), levelName(cfg.LogLevel)))
 	}
@@ -923,9 +934,16 @@ func (n *Node) apply(cfg *Config) (ReloadResult, error) {
 	n.mu.Lock()
 	if n.closing {
 		n.mu.Unlock()
+		if newLn != nil {
+			_ = newLn.Close()
+		}
 		return ReloadResult{}, errors.New("reload refused: the node is shutting down")
 	}
 	n.cfg = cfg
+	var oldLn *pool.Listener
+	if cfg.Listen != old.Listen {
+		oldLn = n.serveListenerLocked(newLn)
+	}
 	n.authz.Store(az)
 	var revoked []*pool.Session
 	for s, e := range n.sessions {
@@ -958,6 +976,9 @@ func (n *Node) apply(cfg *Config) (ReloadResult, error) {
 		}
 	}
 	n.mu.Unlock()
+	if oldLn != nil {
+		_ = oldLn.Close()
+	}
 	if n.opts.Level != nil {
 		n.opts.Level.Set(cfg.LogLevel)
 	}
@@ -981,8 +1002,8 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		count := len(n.sessions)
 		n.mu.Unlock()
 		n.log.Info("node stopping: closing sessions", "sessions", count)
-		if n.ln != nil {
-			_ = n.ln.Close()
+		if ln := n.ln.Load(); ln != nil {
+			_ = ln.Close()
 		}
 		n.cancel()
 		done := make(chan struct{})
@@ -1036,9 +1057,10 @@ func (n *Node) Status() Status {
 	n.mu.Unlock()
 	st.Journal = n.journalStatus()
 	st.Config = n.configStatus()
-	if n.ln != nil {
-		st.Listen = n.ln.Addr().String()
-		ls := n.ln.Stats()
+	if a := n.ListenAddr(); a != nil {
+		st.Listen = a.String()
+	}
+	if ls, ok := n.listenerStats(); ok {
 		st.Handshakes = HandshakeCounts{Accepted: ls.Sessions, Failed: ls.FailedHandshakes,
 			Challenges: ls.Handshake.Challenges, RefusedPreauth: ls.RefusedPreAuth,
 			RefusedCompromised: ls.RefusedUnhealthy}
