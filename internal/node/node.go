@@ -100,8 +100,8 @@ type Node struct {
 	wg     sync.WaitGroup
 
 	authz      atomic.Pointer[authz]
-	refusedLog *logRate       // rate of "refused a peer" warnings
-	witness    *witness       // replicas of the peers' journals (witness.go)
+	refusedLog *logRate                      // rate of "refused a peer" warnings
+	witness    *witness                      // replicas of the peers' journals (witness.go)
 	ln         atomic.Pointer[pool.Listener] // nil when not listening (listen.go)
 	retired    pool.ListenerStats            // counters of listeners a reload replaced; under mu
 	ctl        *controlServer

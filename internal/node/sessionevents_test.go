@@ -9,6 +9,7 @@ import (
 
 	"github.com/pool-go/pool"
 	"github.com/pool-go/pool/internal/journal"
+	"github.com/pool-go/pool/internal/session"
 )
 
 // entriesOfType reads the entries of type typ of a running node's journal
@@ -37,9 +38,11 @@ func waitEntries(t *testing.T, path string, typ journal.Type, n int) []journal.E
 	return es
 }
 
-// TestNodeJournalsSessionEvents: a rekey and the peer configuration events
-// of a session (applied then rolled back; applied then kept at the
-// deadline) are journaled on both nodes, with the session and the peer.
+// TestNodeJournalsSessionEvents: a rekey, an INTEGRITY check, path MTU
+// and OVERLOAD changes, and the peer configuration events of a session
+// (applied then rolled back; applied then kept at the deadline; applied
+// with every confirmation request lost, then kept: P07) are journaled on
+// both nodes, with the session and the peer.
 func TestNodeJournalsSessionEvents(t *testing.T) {
 	dir := t.TempDir()
 	bKey, bID := newKeyFile(t, dir, "b.key")
@@ -142,6 +145,26 @@ func TestNodeJournalsSessionEvents(t *testing.T) {
 	check("B", es[3], aID.Public, map[string]string{"event": "confirmed", "side": "remote", "version": "2", "hash": hash})
 	if v, p := nodeSession(a, bID.Public).Config(); v != 2 || p != params {
 		t.Errorf("A's configuration after the deadline: version %d %+v, want 2 %+v", v, p, params)
+	}
+
+	// A third proposal whose confirmation requests are all lost on the
+	// way: A hears nothing after applying it and keeps it at the deadline
+	// (P07: silence is confirmation); both nodes journal that.
+	session.LoseConfirmRequestsForTest(bs)
+	params3 := pool.ConfigParams{HeartbeatMs: 3000, RekeyIntervalS: 1800, RekeyPackets: 1 << 20}
+	res, err = bs.ProposeConfig(ctx, params3, 8*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash = hex.EncodeToString(res.Hash[:])
+	es = waitEntries(t, aJ, journal.TypeConfig, 6)
+	check("A", es[4], bID.Public, map[string]string{"event": "applied", "side": "local", "version": "3", "hash": hash})
+	check("A", es[5], bID.Public, map[string]string{"event": "confirmed-by-silence", "side": "local", "version": "3", "hash": hash})
+	es = waitEntries(t, bJ, journal.TypeConfig, 6)
+	check("B", es[4], aID.Public, map[string]string{"event": "applied", "side": "remote", "version": "3", "hash": hash})
+	check("B", es[5], aID.Public, map[string]string{"event": "confirmed", "side": "remote", "version": "3", "hash": hash})
+	if v, p := nodeSession(a, bID.Public).Config(); v != 3 || p != params3 {
+		t.Errorf("A's configuration after a silent deadline: version %d %+v, want 3 %+v", v, p, params3)
 	}
 
 	// The aggregated OVERLOAD entries are written by the shutdown at the

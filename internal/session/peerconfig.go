@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pool-go/pool/internal/bufpool"
@@ -136,6 +137,9 @@ type proposal struct {
 // taking Session.mu, except in the short reads of configFlags).
 type peerConfig struct {
 	mu sync.Mutex
+	// lose drops our confirmation requests before they are sealed, as a
+	// lossy path would (LoseConfirmRequestsForTest).
+	lose atomic.Bool
 	// Ours: set by the peer's proposals.
 	version   uint32
 	params    ConfigParams
@@ -284,6 +288,9 @@ func liveOf(p *ConfigParams) configLive {
 // sendConfigMsg queues a CONFIG or ROLLBACK ahead of DATA (100 bytes:
 // never fragmented).
 func (s *Session) sendConfigMsg(typ wire.Type, m *wire.ConfigMsg) error {
+	if m.Kind == wire.ConfigConfirm && s.pcfg.lose.Load() {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {

@@ -14,3 +14,13 @@ func CorruptIntegrityForTest(s *Session) {
 	s.integ.key[0] ^= 1
 	s.integ.prevKey[0] ^= 1
 }
+
+// LoseConfirmRequestsForTest is for tests only: from now on s's
+// confirmation requests for its proposals (PROTOCOL.md §7.15) are lost on
+// the way, as on a lossy path. Over TCP a transport cannot drop a packet
+// without breaking the exact sequence the receiver demands (§4.4), so the
+// request is dropped before it takes a sequence number: the peer sees
+// exactly what it would see had the path lost it. internal/node's tests
+// use it to show P07 end to end between two nodes; the session's own test
+// drops the sealed packets on a datagram pipe.
+func LoseConfirmRequestsForTest(s *Session) { s.pcfg.lose.Store(true) }
