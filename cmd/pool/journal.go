@@ -298,13 +298,24 @@ Examples:
 				return err
 			}
 			w := cmd.OutOrStdout()
+			f, err := os.Open(path)
+			if err != nil {
+				return fmt.Errorf("journal %s: %v", path, err)
+			}
+			defer f.Close()
+			r, err := journal.NewReader(f)
+			if err != nil {
+				return journalReadError(path, err)
+			}
 			var last []journal.Entry
-			var seq uint64
-			for e, err := range journal.Entries(path, journal.Filter{}) {
+			for {
+				e, err := r.Next()
+				if err == io.EOF || errors.Is(err, journal.ErrTornTail) {
+					break // a torn tail is a write in progress
+				}
 				if err != nil {
 					return journalReadError(path, err)
 				}
-				seq = e.Seq
 				if lines == 0 {
 					continue
 				}
@@ -321,7 +332,8 @@ Examples:
 			if err := t.Flush(); err != nil || !follow {
 				return err
 			}
-			return journalFollow(cmd.Context(), w, path, seq)
+			seq, head := r.Head()
+			return journalFollow(cmd.Context(), w, path, r.Offset(), seq, head)
 		},
 	}
 	cmd.Flags().IntVarP(&lines, "lines", "n", 10, "how many of the last entries to print")
@@ -329,10 +341,13 @@ Examples:
 	return cmd
 }
 
-// journalFollow prints the entries after seq as they appear, until ctx
-// ends. It re-reads (and re-verifies) the file when its size changes.
-func journalFollow(ctx context.Context, w io.Writer, path string, seq uint64) error {
-	var size int64 = -1
+// journalFollow prints the entries after seq (which ends at byte off with
+// hash head) as they appear, until ctx ends. It reads only what was appended since it last looked, checking
+// the chain on from the last entry it verified; a file that shrank, or
+// whose new entries do not link to what it read, is reported as
+// modified. A torn record at the end is a write in progress: it is read
+// again at the next look.
+func journalFollow(ctx context.Context, w io.Writer, path string, off int64, seq uint64, head [32]byte) error {
 	tick := time.NewTicker(journalFollowEvery)
 	defer tick.Stop()
 	for {
@@ -345,21 +360,37 @@ func journalFollow(ctx context.Context, w io.Writer, path string, seq uint64) er
 		if err != nil {
 			return fmt.Errorf("journal %s: %v", path, err)
 		}
-		if fi.Size() == size {
+		if fi.Size() < off {
+			return fmt.Errorf("journal %s: the file shrank below entry %d (byte %d): it was truncated or replaced", path, seq, off)
+		}
+		if fi.Size() == off {
 			continue
 		}
-		size = fi.Size()
+		f, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("journal %s: %v", path, err)
+		}
+		if _, err := f.Seek(off, io.SeekStart); err != nil {
+			f.Close()
+			return fmt.Errorf("journal %s: %v", path, err)
+		}
+		r := journal.ResumeReader(f, off, seq, head)
 		t := ctlTable(w)
-		for e, err := range journal.Entries(path, journal.Filter{}) {
+		for {
+			e, err := r.Next()
+			if err == io.EOF || errors.Is(err, journal.ErrTornTail) {
+				break
+			}
 			if err != nil {
 				t.Flush()
+				f.Close()
 				return journalReadError(path, err)
 			}
-			if e.Seq > seq {
-				journalRow(t, e)
-				seq = e.Seq
-			}
+			journalRow(t, e)
 		}
+		f.Close()
+		off = r.Offset()
+		seq, head = r.Head()
 		if err := t.Flush(); err != nil {
 			return err
 		}

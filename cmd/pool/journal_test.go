@@ -140,6 +140,38 @@ func TestJournalTail(t *testing.T) {
 	if code := <-done; code != 0 || !strings.Contains(stdout.String(), "alert=followed") {
 		t.Errorf("tail --follow: %d %q %q", code, stdout.String(), stderr.String())
 	}
+
+	// Following reads only new bytes but still checks the chain: a file
+	// replaced by another journal (longer, so it looks grown) is refused.
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	stdout, stderr = syncBuffer{}, syncBuffer{}
+	go func() {
+		done <- run(ctx, []string{"journal", "tail", "-n", "0", "--follow", path}, strings.NewReader(""), &stdout, &stderr)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	other := filepath.Join(t.TempDir(), "other")
+	oj, err := journal.Open(other, journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40 {
+		if _, err := oj.Append(journal.Entry{Type: journal.TypeAlert, Detail: map[string]string{"i": fmt.Sprint(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oj.Close()
+	if err := os.Rename(other, path); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code != 1 || !strings.Contains(stderr.String(), "journal") || strings.Contains(stdout.String(), "i=") {
+			t.Errorf("follow of a replaced journal: %d %q %q", code, stdout.String(), stderr.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("follow did not notice the replaced journal: %q", stdout.String())
+	}
 }
 
 // TestJournalFileFromConfig: without FILE, the journal of --config.

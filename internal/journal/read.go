@@ -72,6 +72,16 @@ func NewReader(r io.Reader) (*Reader, error) {
 	return &Reader{br: br, off: int64(len(Magic)), next: 1, prev: Genesis}, nil
 }
 
+// ResumeReader returns a Reader for the entries after a point another
+// Reader reached: r is positioned at byte offset off of the file, just
+// past entry seq whose hash is head (Reader.Offset and Reader.Head). It
+// checks the chain from there on, so following a growing journal costs
+// only its new bytes, and a link broken since (the file was rewritten)
+// is still found at the first new entry.
+func ResumeReader(r io.Reader, off int64, seq uint64, head [32]byte) *Reader {
+	return &Reader{br: bufio.NewReaderSize(r, 64<<10), off: off, next: seq + 1, prev: head}
+}
+
 // Offset is the byte offset just past the last good entry.
 func (r *Reader) Offset() int64 { return r.off }
 
