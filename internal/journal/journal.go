@@ -86,6 +86,8 @@ type Journal struct {
 	durableHd  [32]byte
 
 	agg *aggregator
+
+	recent recentHashes // under mu
 }
 
 // Open opens the journal at path, creating it (and fsyncing its directory)
@@ -200,9 +202,11 @@ func (j *Journal) load() (*CorruptError, error) {
 	}
 	var last error
 	for {
-		if _, last = r.Next(); last != nil {
+		var e Entry
+		if e, last = r.Next(); last != nil {
 			break
 		}
+		j.recent.push(e.Seq, e.Hash, e.Prev)
 	}
 	j.size = r.Offset()
 	j.seq, j.head = r.Head()
@@ -288,6 +292,7 @@ func (j *Journal) append(e Entry, first time.Time, count uint64) (Entry, error) 
 	e.Offset = j.size
 	j.size += int64(len(j.buf))
 	j.seq, j.head = e.Seq, e.Hash
+	j.recent.push(e.Seq, e.Hash, e.Prev)
 	if !j.opts.GroupCommit {
 		err := j.f.Sync()
 		if err != nil {

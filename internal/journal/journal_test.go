@@ -512,3 +512,35 @@ func TestGroupCommit(t *testing.T) {
 		t.Fatalf("Verify = %d, %v; %d distinct seqs", n, err, len(seen))
 	}
 }
+
+// TestHashes: the in-memory run of recent hashes matches the file, across
+// a reopen and past the ring's size.
+func TestHashes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal")
+	j := openT(t, path, Options{})
+	if first, _, hs := j.Hashes(1, 10); first != 0 || hs != nil {
+		t.Fatalf("empty journal: %d %d", first, len(hs))
+	}
+	fill(t, j, 10)
+	j.Close()
+	j = openT(t, path, Options{})
+	defer j.Close()
+	es := fill(t, j, RecentHashes) // entries 11 .. 10+RecentHashes
+	all := readAll(t, path)
+	first, prev, hs := j.Hashes(1, 5)
+	if first != 11 || prev != all[9].Hash || len(hs) != 5 || hs[0] != es[0].Hash {
+		t.Fatalf("Hashes(1, 5) = %d %x %d hashes: entries 1-10 have left the ring", first, prev[:4], len(hs))
+	}
+	first, prev, hs = j.Hashes(4000, 300)
+	if first != 4000 || prev != all[3998].Hash || len(hs) != 107 {
+		t.Fatalf("Hashes(4000, 300) = %d, %d hashes", first, len(hs))
+	}
+	for i, h := range hs {
+		if h != all[3999+i].Hash {
+			t.Fatalf("hash of entry %d differs from the file's", 4000+i)
+		}
+	}
+	if first, _, hs := j.Hashes(uint64(len(all))+1, 5); first != 0 || hs != nil {
+		t.Fatalf("past the head: %d %d", first, len(hs))
+	}
+}

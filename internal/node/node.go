@@ -249,6 +249,11 @@ func Start(cfg *Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.journal = nj
+	if nj != nil {
+		n.witness.load(replicaDir(nj.j.Path()), func(err error) {
+			log.Warn("journal: a peer replica cannot be read; the peer's next run replaces it", "err", err)
+		})
+	}
 	n.record(journal.TypeStart, map[string]string{"identity": cfg.Identity.Public.String(), "version": version,
 		"config": cfg.File, "listen": cfg.Listen, "pid": strconv.Itoa(os.Getpid())})
 	// The configuration's history (docs/OPERATIONS.md, CHANGING THE

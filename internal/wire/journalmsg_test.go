@@ -3,6 +3,8 @@ package wire
 import (
 	"bytes"
 	"errors"
+	"reflect"
+	"strconv"
 	"testing"
 )
 
@@ -53,6 +55,67 @@ func FuzzParseJournal(f *testing.F) {
 			return
 		}
 		if got := AppendJournalCheckpoint(nil, &c); !bytes.Equal(got, b) {
+			t.Fatalf("re-encoding %x gives %x", b, got)
+		}
+	})
+}
+
+func TestJournalHashesVector(t *testing.T) {
+	v := loadSessionVectors(t)
+	want := JournalHashes{Start: true, First: 5, Prev: [32]byte(v.Hex(t, "journal.hashes_prev"))}
+	for i := range 3 {
+		want.Hashes = append(want.Hashes, [32]byte(v.Hex(t, "journal.hashes."+strconv.Itoa(i))))
+	}
+	pt := v.Hex(t, "journal.hashes_plaintext")
+	if got := AppendJournalHashes(nil, &want); !bytes.Equal(got, pt) {
+		t.Fatalf("AppendJournalHashes = %x\nwant %x", got, pt)
+	}
+	got, err := ParseJournalHashes(pt)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("ParseJournalHashes = %+v, %v", got, err)
+	}
+	ck := JournalCheckpoint{Seq: 7, Head: want.Hashes[2]}
+	if b := AppendJournalCheckpoint(nil, &ck); !bytes.Equal(b, v.Hex(t, "journal.checkpoint_plaintext")) {
+		t.Fatalf("AppendJournalCheckpoint = %x", b)
+	}
+
+	full := JournalHashes{First: 1, Hashes: make([][32]byte, JournalMaxHashes)}
+	if b := AppendJournalHashes(nil, &full); len(b) != 8172 || len(b) > MaxFragMessage {
+		t.Fatalf("a full HASHES is %d bytes", len(b))
+	}
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want error
+	}{
+		{"empty", nil, ErrLength},
+		{"header only", pt[:JournalHashesHeaderLen], ErrLength},
+		{"one byte short", pt[:len(pt)-1], ErrLength},
+		{"one byte long", append(append([]byte{}, pt...), 0), ErrLength},
+		{"checkpoint kind", append([]byte{1}, pt[1:]...), ErrMalformed},
+		{"unknown flag", append([]byte{2, 3}, pt[2:]...), ErrReserved},
+		{"count 0", append([]byte{2, 1, 0, 0}, pt[4:JournalHashesHeaderLen]...), ErrMalformed},
+		{"count 255", append([]byte{2, 1, 0, 255}, pt[4:]...), ErrMalformed},
+		{"first 0", append([]byte{2, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0}, pt[12:]...), ErrMalformed},
+		{"past 2^64", append([]byte{2, 1, 0, 3, 255, 255, 255, 255, 255, 255, 255, 255}, pt[12:]...), ErrMalformed},
+	} {
+		if _, err := ParseJournalHashes(tc.b); !errors.Is(err, tc.want) {
+			t.Errorf("%s: ParseJournalHashes = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
+func FuzzParseJournalHashes(f *testing.F) {
+	f.Add(AppendJournalHashes(nil, &JournalHashes{First: 1, Hashes: make([][32]byte, 2)}))
+	f.Add([]byte{2, 1, 0, 1})
+	f.Add(garbage(JournalHashesHeaderLen+32, 7))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, err := ParseJournalHashes(b)
+		if err != nil {
+			checkSentinel(t, err)
+			return
+		}
+		if got := AppendJournalHashes(nil, &h); !bytes.Equal(got, b) {
 			t.Fatalf("re-encoding %x gives %x", b, got)
 		}
 	})

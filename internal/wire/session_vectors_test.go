@@ -337,11 +337,12 @@ func TestProtocolDocQuotesSessionVectors(t *testing.T) {
 // refused (TestFuzzCorpusValidSeeds does the same for the older targets).
 func TestSessionFuzzCorpora(t *testing.T) {
 	decoders := map[string]func([]byte) error{
-		"FuzzParseTelemetry": func(b []byte) error { _, err := ParseTelemetry(b); return err },
-		"FuzzParseNotice":    func(b []byte) error { _, err := ParseNotice(b); return err },
-		"FuzzParseDiscover":  func(b []byte) error { _, err := ParseDiscover(b); return err },
-		"FuzzParseIntegrity": func(b []byte) error { _, err := ParseIntegrity(b); return err },
-		"FuzzParseJournal":   func(b []byte) error { _, err := ParseJournalCheckpoint(b); return err },
+		"FuzzParseTelemetry":     func(b []byte) error { _, err := ParseTelemetry(b); return err },
+		"FuzzParseNotice":        func(b []byte) error { _, err := ParseNotice(b); return err },
+		"FuzzParseDiscover":      func(b []byte) error { _, err := ParseDiscover(b); return err },
+		"FuzzParseIntegrity":     func(b []byte) error { _, err := ParseIntegrity(b); return err },
+		"FuzzParseJournal":       func(b []byte) error { _, err := ParseJournalCheckpoint(b); return err },
+		"FuzzParseJournalHashes": func(b []byte) error { _, err := ParseJournalHashes(b); return err },
 		"FuzzParseConfig": func(b []byte) error {
 			if len(b) < 1 {
 				return ErrShort
