@@ -82,6 +82,8 @@ type (
 	SessionEvent = session.Event
 	// SessionEventKind says what changed.
 	SessionEventKind = session.EventKind
+	// DropReason says why a datagram was dropped (EventDropped).
+	DropReason = session.DropReason
 )
 
 // Peer configuration events (ConfigEvent.Kind).
@@ -100,6 +102,7 @@ const (
 	EventOverloadEnd       = session.EventOverloadEnd
 	EventIntegrityVerified = session.EventIntegrityVerified
 	EventIntegrityTimeout  = session.EventIntegrityTimeout
+	EventDropped           = session.EventDropped
 )
 
 // Identity and address helpers.

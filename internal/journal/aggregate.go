@@ -75,12 +75,14 @@ func (a *aggregator) run() {
 }
 
 // Note records e (its Type, Detail and config versions) through
-// aggregation: it never touches the disk and never blocks on it. It fails
-// only for an invalid entry or a closed journal. Without aggregation
+// aggregation: it never touches the disk and never blocks on it. It counts
+// as e.Count events (1 when zero), for callers that batch. It fails only
+// for an invalid entry or a closed journal. Without aggregation
 // (Options.AggregateWindow < 0) it is Append.
 func (j *Journal) Note(e Entry) error {
+	n := max(e.Count, 1)
 	if j.agg == nil {
-		_, err := j.Append(e)
+		_, err := j.append(e, time.Time{}, n)
 		return err
 	}
 	if e.Type == 0 {
@@ -102,7 +104,7 @@ func (j *Journal) Note(e Entry) error {
 		return ErrClosed
 	}
 	if b := a.buckets[string(key)]; b != nil {
-		b.count++
+		b.count += n
 		return nil
 	}
 	if len(a.buckets) >= a.maxKeys {
@@ -111,11 +113,11 @@ func (j *Journal) Note(e Entry) error {
 			b = &bucket{e: Entry{Type: e.Type, Detail: map[string]string{"aggregated": "overflow"}}, first: now}
 			a.overflow[e.Type] = b
 		}
-		b.count++
+		b.count += n
 		return nil
 	}
 	e.Detail = cloneDetail(e.Detail)
-	a.buckets[string(key)] = &bucket{e: e, first: now, count: 1}
+	a.buckets[string(key)] = &bucket{e: e, first: now, count: n}
 	return nil
 }
 

@@ -243,12 +243,15 @@ func (n *Node) record(t journal.Type, detail map[string]string) {
 
 // note records an event that can come in floods through the journal's
 // aggregation (one entry per kind per window, with a count).
-func (n *Node) note(t journal.Type, detail map[string]string) {
+func (n *Node) note(t journal.Type, detail map[string]string) { n.noteCount(t, detail, 1) }
+
+// noteCount is note for count events at once.
+func (n *Node) noteCount(t journal.Type, detail map[string]string, count uint64) {
 	nj := n.journal
 	if nj == nil {
 		return
 	}
-	nj.failed(t, nj.j.Note(journal.Entry{Type: t, Detail: clip(detail)}))
+	nj.failed(t, nj.j.Note(journal.Entry{Type: t, Detail: clip(detail), Count: count}))
 }
 
 func (nj *nodeJournal) failed(t journal.Type, err error) {

@@ -109,7 +109,9 @@ func rejectReason(detail uint8) string {
 // aggregation, since a receiver at its high-water mark may flap every
 // second; INTEGRITY outcome changes (first verified, unanswered, verified
 // again) are "integrity" entries. Every correct proof is not: those are
-// counted in the session's telemetry.
+// counted in the session's telemetry. Datagrams a session dropped
+// (forged, replayed, failing authentication: draft §11, never silently)
+// are aggregated "error" entries whose count is the packets.
 func (n *Node) sessionEvent(s *pool.Session, ev pool.SessionEvent) {
 	d := n.eventDetail(s)
 	d["event"] = ev.Kind.String()
@@ -126,5 +128,10 @@ func (n *Node) sessionEvent(s *pool.Session, ev pool.SessionEvent) {
 		n.note(journal.TypeState, d)
 	case pool.EventIntegrityVerified, pool.EventIntegrityTimeout:
 		n.record(journal.TypeIntegrity, d)
+	case pool.EventDropped:
+		delete(d, "event")
+		d["what"] = "dropped"
+		d["reason"] = ev.Reason.String()
+		n.noteCount(journal.TypeError, d, ev.Count)
 	}
 }

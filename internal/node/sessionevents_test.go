@@ -106,6 +106,11 @@ func TestNodeJournalsSessionEvents(t *testing.T) {
 		a.sessionEvent(as, pool.SessionEvent{Kind: pool.EventOverloadStart, Local: true, Pause: time.Second})
 		a.sessionEvent(as, pool.SessionEvent{Kind: pool.EventOverloadEnd, Local: true})
 	}
+	// Dropped datagrams (a datagram transport's; the session reports them
+	// in batches): aggregated, counted in packets.
+	for range 2 {
+		a.sessionEvent(as, pool.SessionEvent{Kind: pool.EventDropped, Reason: session.DropReplay, Count: 40})
+	}
 
 	// B proposes new parameters for A's side, then rejects them explicitly
 	// before the deadline: A rolls back.
@@ -181,6 +186,15 @@ func TestNodeJournalsSessionEvents(t *testing.T) {
 		if e.Count != 3 {
 			t.Errorf("A's %s entry counts %d, want 3", ev, e.Count)
 		}
+	}
+	var drops []journal.Entry
+	for _, e := range entriesOfType(aJ, journal.TypeError) {
+		if e.Detail["what"] == "dropped" {
+			drops = append(drops, e)
+		}
+	}
+	if len(drops) != 1 || drops[0].Count != 80 || drops[0].Detail["reason"] != "replay" {
+		t.Errorf("A's dropped-datagram entries: %+v", drops)
 	}
 }
 

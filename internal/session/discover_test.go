@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"sort"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -125,7 +127,8 @@ func TestDatagramDropsForgeriesAndReplays(t *testing.T) {
 		ce, se := handshakePair(t)
 		keys := ce.Keys.C2S
 		cc, sc := transport.Pipe(transport.PipeConfig{Datagram: true})
-		cli, srv := New(cc, ce, Config{}), New(sc, se, Config{})
+		var events stateLog
+		cli, srv := New(cc, ce, Config{}), New(sc, se, Config{OnEvent: events.add})
 		defer closeBoth(cli, srv)
 		synctest.Wait()
 
@@ -160,6 +163,22 @@ func TestDatagramDropsForgeriesAndReplays(t *testing.T) {
 		synctest.Wait()
 		if d := srv.Stats().Dropped; d != 2 || srv.Err() != nil {
 			t.Fatalf("replay: dropped %d, err %v", d, srv.Err())
+		}
+		// Both were reported, once, with their reasons (draft §11).
+		for range 3 {
+			cc.WritePackets([][]byte{replay})
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		var got []string
+		for _, ev := range events.get() {
+			if ev.Kind == EventDropped {
+				got = append(got, fmt.Sprintf("%v:%d", ev.Reason, ev.Count))
+			}
+		}
+		sort.Strings(got)
+		if strings.Join(got, " ") != "auth:1 replay:4" {
+			t.Fatalf("drop reports %v, want auth:1 replay:4", got)
 		}
 	})
 }

@@ -33,9 +33,14 @@ const (
 	// EventIntegrityTimeout: a challenge went unanswered (§7.12). A wrong
 	// proof ends the session instead (Config.OnIntegrityFailure).
 	EventIntegrityTimeout
+	// EventDropped: over a datagram transport, Count packets were dropped
+	// for Reason since the last report (draft §11: "POOL never silently
+	// drops packets"). Reported at most once a second per reason; over
+	// TCP a packet that fails is the end of the session instead.
+	EventDropped
 )
 
-var eventNames = [...]string{"", "mtu", "overload-start", "overload-end", "integrity-verified", "integrity-timeout"}
+var eventNames = [...]string{"", "mtu", "overload-start", "overload-end", "integrity-verified", "integrity-timeout", "dropped"}
 
 func (k EventKind) String() string {
 	if int(k) < len(eventNames) && k != 0 {
@@ -51,6 +56,74 @@ type Event struct {
 	MTU     int           // EventMTU: the new MTU
 	PrevMTU int           // EventMTU: the MTU before
 	Pause   time.Duration // EventOverloadStart: the pause asked for
+	Reason  DropReason    // EventDropped
+	Count   uint64        // EventDropped
+}
+
+// DropReason says why a datagram was dropped.
+type DropReason uint8
+
+// Drop reasons (PROTOCOL.md §6.2).
+const (
+	// DropUnexpected: a type the session does not take, or another
+	// session's ID: anyone can send those.
+	DropUnexpected DropReason = iota
+	// DropReplay: a sequence number already seen, too old for the replay
+	// window, or before the session's first.
+	DropReplay
+	// DropAuth: the AEAD tag or the HMAC did not verify.
+	DropAuth
+	numDropReasons
+)
+
+var dropReasonNames = [numDropReasons]string{"unexpected", "replay", "auth"}
+
+func (r DropReason) String() string {
+	if r < numDropReasons {
+		return dropReasonNames[r]
+	}
+	return fmt.Sprintf("DropReason(%d)", r)
+}
+
+// dropReports batches drop reports: the first drop after a quiet second
+// arms a one-second timer, and the counts go out when it fires (or when
+// the session ends), so a flood costs one event per reason per second.
+type dropReports struct {
+	mu     sync.Mutex
+	counts [numDropReasons]uint64
+	timer  *time.Timer
+}
+
+// drop counts a dropped datagram and schedules its report.
+func (s *Session) drop(r DropReason) {
+	s.dropped.Add(1)
+	if s.cfg.OnEvent == nil {
+		return
+	}
+	d := &s.drops
+	d.mu.Lock()
+	d.counts[r]++
+	if d.timer == nil {
+		d.timer = time.AfterFunc(time.Second, s.reportDrops)
+	}
+	d.mu.Unlock()
+}
+
+// reportDrops emits the counts gathered since the last report.
+func (s *Session) reportDrops() {
+	d := &s.drops
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
+	}
+	for r, n := range d.counts {
+		if n > 0 {
+			s.emit(Event{Kind: EventDropped, Reason: DropReason(r), Count: n})
+		}
+	}
+	d.counts = [numDropReasons]uint64{}
 }
 
 // maxPendingEvents bounds the queue if the consumer stalls (a journal on a

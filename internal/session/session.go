@@ -174,6 +174,7 @@ type Session struct {
 	frags     fragments
 	pcfg      peerConfig
 	events    eventQueue
+	drops     dropReports
 	hbTimer   *time.Timer
 	// firstSendSeq is our first traffic seq, for the peer's cross-checks.
 	firstSendSeq, firstRecvSeq uint64
@@ -412,6 +413,7 @@ func (s *Session) fail(err error) {
 	}
 	s.stopPeerConfig()
 	s.settleLocked(err)
+	s.reportDrops() // the last second's drops, not left to a timer
 	s.out.discard()
 	// What only this session could use is wiped now (the traffic keys go
 	// with the reader and writer, which own them).
@@ -614,7 +616,7 @@ func (s *Session) authenticate(b []byte) ([]byte, error) {
 		if !s.reliable {
 			// A datagram anyone could forge (SIDs are public): drop and
 			// count it, never let it end the session (DESIGN 2.8).
-			s.dropped.Add(1)
+			s.drop(DropUnexpected)
 			return nil, errDropped
 		}
 		if sessionTypes&(1<<typ) == 0 {
@@ -627,12 +629,12 @@ func (s *Session) authenticate(b []byte) ([]byte, error) {
 		// Datagrams (DESIGN 2.7, 2.8): a replayed, stale or forged packet
 		// is dropped and counted; it can neither end nor move anything.
 		if seq >= SeqLimit || seq < s.firstRecvSeq || !s.window.Check(seq) {
-			s.dropped.Add(1)
+			s.drop(DropReplay)
 			return nil, errDropped
 		}
 		pt, err := s.opener.Open(b)
 		if err != nil {
-			s.dropped.Add(1)
+			s.drop(DropAuth)
 			return nil, errDropped
 		}
 		s.window.Commit(seq)
