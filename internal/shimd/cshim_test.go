@@ -70,7 +70,7 @@ func (d *mapDialer) asked() []netip.AddrPort {
 }
 
 // runShimtest runs one scenario of shimtest under the shim.
-func runShimtest(t *testing.T, lib, prog string, env []string, scenario, host string, port uint16) {
+func runShimtest(t *testing.T, lib, prog string, env []string, scenario, host string, port uint16) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -80,6 +80,7 @@ func runShimtest(t *testing.T, lib, prog string, env []string, scenario, host st
 	if err != nil {
 		t.Fatalf("shimtest %s %s %d (%s): %v\n%s", scenario, host, port, strings.Join(env, " "), err, out)
 	}
+	return string(out)
 }
 
 // unixEcho is an echo server on a Unix socket, for the "untouched" case.
@@ -147,6 +148,26 @@ func TestCShim(t *testing.T) {
 					t.Errorf("shimd counted %d connected, want %d", st.Connected, want)
 				}
 			})
+		}
+	})
+
+	t.Run("port list", func(t *testing.T) {
+		// Ranges are expanded; bad entries are reported and skipped.
+		d := &mapDialer{to: echo.addr()}
+		s := startServer(t, Config{Dialer: d})
+		env := []string{"POOL_SHIM_SOCKET=" + s.Path(), "POOL_SHIM_PORTS=junk,70000,6370-6380,0"}
+		out := runShimtest(t, lib, prog, env, "blocking", "192.0.2.1", listed)
+		for _, bad := range []string{`"junk"`, `"70000"`, `"0"`} {
+			if !strings.Contains(out, "ignoring "+bad) {
+				t.Errorf("no warning about %s in %q", bad, out)
+			}
+		}
+		if n := s.Stats().Connected; n != 1 {
+			t.Errorf("port %d of the range 6370-6380 was not intercepted", listed)
+		}
+		runShimtest(t, lib, prog, env, "direct", "127.0.0.1", echoPort)
+		if n := s.Stats().Accepted; n != 1 {
+			t.Errorf("an unlisted port was intercepted")
 		}
 	})
 
