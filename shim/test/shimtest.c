@@ -200,7 +200,13 @@ int main(int argc, char **argv) {
 		close(fd);
 	} else if (!strcmp(s, "nonblock-poll")) {
 		int fd = tcp_socket(SOCK_NONBLOCK | SOCK_CLOEXEC);
-		connect_nonblocking(fd);
+		if (!connect_nonblocking(fd))
+			FAIL("connect returned 0, want EINPROGRESS as the shim documents");
+		/* Complete already: writable, and nothing to read (no status bytes
+		 * in the stream). */
+		struct pollfd p = {.fd = fd, .events = POLLIN | POLLOUT};
+		if (poll(&p, 1, 0) != 1 || p.revents != POLLOUT)
+			FAIL("poll right after connect: revents %#x, want POLLOUT only", p.revents);
 		wait_fd(fd, POLLOUT);
 		check_so_error(fd);
 		if (!(fcntl(fd, F_GETFD) & FD_CLOEXEC))
