@@ -72,11 +72,15 @@ typedef int (*connect_fn)(int, const struct sockaddr *, socklen_t);
 typedef int (*name_fn)(int, struct sockaddr *, socklen_t *);
 typedef int (*getsockopt_fn)(int, int, int, void *, socklen_t *);
 typedef int (*setsockopt_fn)(int, int, int, const void *, socklen_t);
+typedef ssize_t (*sendto_fn)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+typedef ssize_t (*sendmsg_fn)(int, const struct msghdr *, int);
 
 static connect_fn real_connect;
 static name_fn real_getpeername, real_getsockname;
 static getsockopt_fn real_getsockopt;
 static setsockopt_fn real_setsockopt;
+static sendto_fn real_sendto;
+static sendmsg_fn real_sendmsg;
 
 static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void logf_(const char *fmt, ...) {
@@ -124,6 +128,8 @@ static void init_once(void) {
 	real_getsockname = (name_fn)dlsym(RTLD_NEXT, "getsockname");
 	real_getsockopt = (getsockopt_fn)dlsym(RTLD_NEXT, "getsockopt");
 	real_setsockopt = (setsockopt_fn)dlsym(RTLD_NEXT, "setsockopt");
+	real_sendto = (sendto_fn)dlsym(RTLD_NEXT, "sendto");
+	real_sendmsg = (sendmsg_fn)dlsym(RTLD_NEXT, "sendmsg");
 
 	const char *v = getenv("POOL_SHIM_DEBUG");
 	debug = v && *v && strcmp(v, "0") != 0;
@@ -498,4 +504,35 @@ int setsockopt(int fd, int level, int name, const void *val, socklen_t len) {
 	if (r < 0 && ip_level(level) && (errno == EOPNOTSUPP || errno == ENOPROTOOPT) && shimmed_dst(fd, req))
 		return 0;
 	return r;
+}
+
+/* TCP Fast Open connects inside sendto/sendmsg (MSG_FASTOPEN): left alone,
+ * it would reach a listed port directly, unprotected. Such a send becomes
+ * the shim's connect followed by an ordinary send. */
+static ssize_t fastopen_send(int fd, const struct sockaddr *addr, socklen_t len, const struct msghdr *msg,
+                             const void *buf, size_t n, int flags) {
+	if (connect(fd, addr, len) < 0 && errno != EINPROGRESS)
+		return -1;
+	flags &= ~MSG_FASTOPEN;
+	if (msg) {
+		struct msghdr m = *msg;
+		m.msg_name = NULL;
+		m.msg_namelen = 0;
+		return real_sendmsg(fd, &m, flags);
+	}
+	return real_sendto(fd, buf, n, flags, NULL, 0);
+}
+
+ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t len) {
+	init();
+	if ((flags & MSG_FASTOPEN) && wanted(fd, addr, len))
+		return fastopen_send(fd, addr, len, NULL, buf, n, flags);
+	return real_sendto(fd, buf, n, flags, addr, len);
+}
+
+ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
+	init();
+	if ((flags & MSG_FASTOPEN) && msg && wanted(fd, msg->msg_name, msg->msg_namelen))
+		return fastopen_send(fd, msg->msg_name, msg->msg_namelen, msg, NULL, 0, flags);
+	return real_sendmsg(fd, msg, flags);
 }

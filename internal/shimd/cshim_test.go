@@ -136,6 +136,7 @@ func TestCShim(t *testing.T) {
 			{"epoll", "192.0.2.1", 1},
 			{"fork", "192.0.2.1", 2},
 			{"dup2", "192.0.2.1", 1},
+			{"fastopen", "192.0.2.1", 2},
 		} {
 			t.Run(sc.name+" "+sc.host, func(t *testing.T) {
 				runShimtest(t, lib, prog, env, sc.name, sc.host, listed)

@@ -111,9 +111,9 @@ static void wait_fd(int fd, short ev) {
 		FAIL("poll for %d: %d (%s)", ev, r, r < 0 ? strerror(errno) : "timed out");
 }
 
-/* echo: sends msg, half-closes, expects msg back then EOF; works on
+/* echo_want: sends msg, half-closes, expects want back then EOF; works on
  * blocking and non-blocking descriptors. */
-static void echo(int fd, const char *msg) {
+static void echo_want(int fd, const char *msg, const char *want) {
 	size_t n = strlen(msg), off = 0;
 	while (off < n) {
 		ssize_t w = write(fd, msg + off, n - off);
@@ -143,9 +143,11 @@ static void echo(int fd, const char *msg) {
 		if (got == sizeof buf)
 			FAIL("more bytes back than sent");
 	}
-	if (got != n || memcmp(buf, msg, n) != 0)
-		FAIL("echoed %zu bytes \"%.*s\", want \"%s\"", got, (int)got, buf, msg);
+	if (got != strlen(want) || memcmp(buf, want, got) != 0)
+		FAIL("echoed %zu bytes \"%.*s\", want \"%s\"", got, (int)got, buf, want);
 }
+
+static void echo(int fd, const char *msg) { echo_want(fd, msg, msg); }
 
 static int tcp_socket(int flags) {
 	int fd = socket(family, SOCK_STREAM | flags, 0);
@@ -281,6 +283,25 @@ int main(int argc, char **argv) {
 		check_shimmed(100, 1);
 		echo(100, "dup2 hello");
 		close(100);
+	} else if (!strcmp(s, "fastopen")) {
+		/* TCP Fast Open: the connect happens inside sendto. */
+		int fd = tcp_socket(0);
+		const char *msg = "fast open hello";
+		if (sendto(fd, msg, strlen(msg), MSG_FASTOPEN, (struct sockaddr *)&dst, dstlen) != (ssize_t)strlen(msg))
+			FAIL("sendto MSG_FASTOPEN: %s", strerror(errno));
+		check_peer(fd);
+		check_shimmed(fd, 1);
+		echo_want(fd, "", msg);
+		close(fd);
+		/* The same with sendmsg, whose message names the destination. */
+		fd = tcp_socket(0);
+		struct iovec iov = {.iov_base = (void *)msg, .iov_len = strlen(msg)};
+		struct msghdr mh = {.msg_name = &dst, .msg_namelen = dstlen, .msg_iov = &iov, .msg_iovlen = 1};
+		if (sendmsg(fd, &mh, MSG_FASTOPEN) != (ssize_t)strlen(msg))
+			FAIL("sendmsg MSG_FASTOPEN: %s", strerror(errno));
+		check_peer(fd);
+		echo_want(fd, "", msg);
+		close(fd);
 	} else if (!strcmp(s, "refused")) {
 		int fd = tcp_socket(0);
 		if (connect(fd, (struct sockaddr *)&dst, dstlen) == 0 || errno != ECONNREFUSED)
