@@ -13,7 +13,7 @@
  *
  * Where a shimmed descriptor keeps its destination: in the Unix socket's own
  * name. The socket is bound, before connecting, to an abstract address
- * "\0poolshim:<request hex>:<pid>:<n>", so getpeername() reads the
+ * "\0poolshim:<request hex>:<random>", so getpeername() reads the
  * destination back from the descriptor itself. No table to keep in step with
  * close(), dup(), dup2(), fcntl(F_DUPFD), fork() or exec(): all of them keep
  * working untouched, and nothing here takes a lock.
@@ -45,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -65,7 +66,6 @@ static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static int fallback = FB_REFUSE;
 static int timeout_ms = DEFAULT_TIMEOUT_MS;
 static int debug;
-static atomic_uint name_counter;
 static atomic_int warned_unreachable;
 
 typedef int (*connect_fn)(int, const struct sockaddr *, socklen_t);
@@ -258,9 +258,12 @@ static int read_full(int u, unsigned char *p, size_t n, int64_t deadline) {
 	return 0;
 }
 
-/* bind_name: binds u to the abstract name that records the destination. */
+/* bind_name: binds u to the abstract name that records the destination.
+ * The name ends with 64 random bits: abstract names are open to every local
+ * user, and one who could guess ours could squat them and make the shim
+ * fail. */
 static int bind_name(int u, const unsigned char req[REQ_LEN]) {
-	for (int attempt = 0; attempt < 8; attempt++) {
+	for (int attempt = 0; attempt < 4; attempt++) {
 		struct sockaddr_un sun = {.sun_family = AF_UNIX};
 		char *p = sun.sun_path + 1;
 		memcpy(p, NAME_PREFIX, strlen(NAME_PREFIX));
@@ -269,8 +272,18 @@ static int bind_name(int u, const unsigned char req[REQ_LEN]) {
 			*p++ = hexdigits[req[i] >> 4];
 			*p++ = hexdigits[req[i] & 15];
 		}
-		unsigned n = atomic_fetch_add(&name_counter, 1);
-		p += snprintf(p, sizeof sun.sun_path - (size_t)(p - sun.sun_path), ":%x:%x", (unsigned)getpid(), n);
+		unsigned char nonce[8];
+		ssize_t r;
+		do
+			r = getrandom(nonce, sizeof nonce, 0);
+		while (r < 0 && errno == EINTR);
+		if (r != (ssize_t)sizeof nonce)
+			return -1;
+		*p++ = ':';
+		for (size_t i = 0; i < sizeof nonce; i++) {
+			*p++ = hexdigits[nonce[i] >> 4];
+			*p++ = hexdigits[nonce[i] & 15];
+		}
 		if (bind(u, (struct sockaddr *)&sun, (socklen_t)(p - (char *)&sun)) == 0)
 			return 0;
 		if (errno != EADDRINUSE)
@@ -281,22 +294,27 @@ static int bind_name(int u, const unsigned char req[REQ_LEN]) {
 
 /* exchange: connects a Unix socket to the node and asks for req. Returns
  * the socket with the status in *status, or -1 when the node could not be
- * asked (*status unset, errno says why: the node is "unreachable") or gave
- * no usable answer (*status = ST_FAILED or ST_TIMEOUT). */
+ * reached (*status unset, errno says why: creating or connecting the Unix
+ * socket failed) or gave no usable answer, or the socket could not be
+ * prepared (*status = ST_FAILED or ST_TIMEOUT). */
 static int exchange(const unsigned char req[REQ_LEN], int *status) {
 	int64_t deadline = now_ms() + timeout_ms;
 	int u = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (u < 0)
+	if (u < 0) {
+		logf_("cannot create a socket for the node: %s", strerror(errno));
+		*status = ST_FAILED;
 		return -1;
+	}
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	strcpy(sun.sun_path, sock_path);
 	/* A blocking Unix connect waits only while the node's backlog is full;
 	 * SO_SNDTIMEO bounds that wait. */
 	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
 	if (bind_name(u, req) < 0 || real_setsockopt(u, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0) {
-		int e = errno;
+		/* A local failure, not an unreachable node: no fallback. */
+		logf_("cannot prepare a socket for the node: %s", strerror(errno));
+		*status = ST_FAILED;
 		close(u);
-		errno = e;
 		return -1;
 	}
 	int r;
