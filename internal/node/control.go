@@ -10,11 +10,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/pool-go/pool/internal/unixsock"
 )
 
 // The control protocol (docs/OPERATIONS.md, "Control protocol"): a Unix
@@ -90,65 +89,20 @@ type controlServer struct {
 // directory with 0700 if missing). It refuses if another node answers on
 // path, and removes a stale socket a dead node left behind.
 func listenControl(path string, handle func(Request) (any, error), log *slog.Logger) (*controlServer, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("control socket %s: cannot create its directory: %v", path, unwrapPathErr(err))
-	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode().Type() != fs.ModeSocket {
-			return nil, fmt.Errorf("control socket %s: a file that is not a socket is in the way; refusing to replace it", path)
-		}
-		c, err := net.DialTimeout("unix", path, time.Second)
-		switch {
-		case err == nil:
-			c.Close()
-			return nil, fmt.Errorf("control socket %s: another pool node is running (it answers on this socket); stop it first, or give this node another control path", path)
-		case errors.Is(err, syscall.ECONNREFUSED):
-			// Stale: a node that died without cleaning up.
-			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("control socket %s: cannot remove the stale socket: %v", path, unwrapPathErr(err))
-			}
-			log.Info("removed a stale control socket", "path", path)
-		default:
-			return nil, fmt.Errorf("control socket %s: cannot tell whether another node uses it: %v", path, unwrapOpErr(err))
-		}
-	}
-	ln, err := listenUnixPrivate(path)
-	if err != nil {
-		return nil, fmt.Errorf("control socket %s: %v", path, unwrapOpErr(err))
-	}
-	// listenUnixPrivate already created it 0600 where the platform has a
-	// umask; say so explicitly everywhere, before the first Accept.
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("control socket %s: %v", path, unwrapPathErr(err))
+	ln, err := unixsock.Listen(path, 0o600, func() { log.Info("removed a stale control socket", "path", path) })
+	switch {
+	case errors.Is(err, unixsock.ErrInUse):
+		return nil, fmt.Errorf("control socket %s: another pool node is running (it answers on this socket); stop it first, or give this node another control path", path)
+	case err != nil:
+		return nil, fmt.Errorf("control socket %s: %v", path, err)
 	}
 	return &controlServer{path: path, ln: ln, handle: handle, log: log,
 		sem: make(chan struct{}, maxControlConns), conns: map[net.Conn]struct{}{}}, nil
 }
 
-func unwrapPathErr(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
+func unwrapPathErr(err error) error { return unixsock.UnwrapPathErr(err) }
 
-func unwrapOpErr(err error) error {
-	var op *net.OpError
-	if errors.As(err, &op) && op.Err != nil {
-		return unwrapSyscall(op.Err)
-	}
-	return err
-}
-
-func unwrapSyscall(err error) error {
-	var se *os.SyscallError
-	if errors.As(err, &se) {
-		return se.Err
-	}
-	return err
-}
+func unwrapOpErr(err error) error { return unixsock.UnwrapOpErr(err) }
 
 func (c *controlServer) start() {
 	c.wg.Add(1)

@@ -1,8 +1,9 @@
 //go:build unix
 
-package node
+package unixsock
 
 import (
+	"io/fs"
 	"net"
 	"sync"
 	"syscall"
@@ -10,12 +11,12 @@ import (
 
 var umaskMu sync.Mutex
 
-// listenUnixPrivate creates the socket with mode 0600 from the start: the
+// listenNarrow creates the socket with at most mode from the start: the
 // umask is process-wide, so it is narrowed only around the bind, which
-// leaves no moment at which another user could connect.
-func listenUnixPrivate(path string) (*net.UnixListener, error) {
+// leaves no moment at which a user outside mode could connect.
+func listenNarrow(path string, mode fs.FileMode) (*net.UnixListener, error) {
 	umaskMu.Lock()
-	old := syscall.Umask(0o177)
+	old := syscall.Umask(int(^mode & 0o777))
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	syscall.Umask(old)
 	umaskMu.Unlock()
