@@ -58,6 +58,8 @@ type Listener struct {
 	refusedUnhealthy          atomic.Uint64
 	// unhealthy latches the first error of Config.Health (see health).
 	unhealthy atomic.Pointer[error]
+
+	handoffHook func() // tests only (export_test.go)
 }
 
 // Listen opens a dual-stack listener at address (":9253" when empty; IPv4
@@ -266,6 +268,9 @@ func (l *Listener) serve(tc *transport.TCPConn) {
 	l.log.Info("session established", "peer", est.Peer.String(), "remote", tc.RemoteAddr().String())
 	select {
 	case l.sess <- s:
+		if l.handoffHook != nil {
+			l.handoffHook()
+		}
 	case <-l.ctx.Done():
 		s.CloseWithError(wire.CodeOverload, "listener closed")
 	case <-s.Done():

@@ -19,6 +19,7 @@ type pairOpts struct {
 	server, client pool.Config      // Identity and policy filled in when empty
 	hook           testutil.Hook    // when set, traffic goes through a relay
 	relay          **testutil.Relay // receives the relay
+	onListen       func(*pool.Listener)
 }
 
 type node struct {
@@ -53,6 +54,9 @@ func pair(t *testing.T, o pairOpts) (*pool.Listener, *pool.Session, *pool.Sessio
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
+	if o.onListen != nil {
+		o.onListen(l)
+	}
 	addr := l.Addr().String()
 	if o.hook != nil || o.relay != nil {
 		r, err := testutil.NewRelay(addr, o.hook)
@@ -203,24 +207,40 @@ func collect(c chan error) []error {
 }
 
 // TestAcceptedSessionOutlivesListener: Close leaves accepted sessions up,
-// even when it comes right after Accept (the listener once kept a hook
-// that closed the session's socket on Close until its goroutine exited).
+// even when it comes right after Accept. The listener once kept a hook
+// that closed the session's socket on Close until its serve goroutine
+// returned; the test holds serve in exactly that window (after the
+// handoff, before it returns) while Close begins.
 func TestAcceptedSessionOutlivesListener(t *testing.T) {
-	for i := 0; i < 10; i++ {
-		l, cs, ss := pair(t, pairOpts{})
-		l.Close()
-		go echo(ss)
-		ch, err := cs.OpenChannel(0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			ch.Write([]byte("still here"))
-			ch.CloseWrite()
-		}()
-		got, err := io.ReadAll(ch)
-		if err != nil || string(got) != "still here" {
-			t.Fatalf("run %d: echo after listener Close: %q, %v", i, got, err)
-		}
+	handedOff, release := make(chan struct{}), make(chan struct{})
+	l, cs, ss := pair(t, pairOpts{onListen: func(l *pool.Listener) {
+		pool.SetHandoffHookForTest(l, func() { close(handedOff); <-release })
+	}})
+	<-handedOff
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	defer free() // also on failure, or Close would wait forever
+	closed := make(chan struct{})
+	go func() { l.Close(); close(closed) }()
+	<-pool.ListenerClosingForTest(l)
+	select {
+	case <-ss.Done(): // the old hook closed the socket at once
+		t.Fatalf("closing the listener ended an accepted session: %v", ss.Err())
+	case <-time.After(200 * time.Millisecond):
+	}
+	free()
+	<-closed
+	go echo(ss)
+	ch, err := cs.OpenChannel(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		ch.Write([]byte("still here"))
+		ch.CloseWrite()
+	}()
+	got, err := io.ReadAll(ch)
+	if err != nil || string(got) != "still here" {
+		t.Fatalf("echo after listener Close: %q, %v", got, err)
 	}
 }
