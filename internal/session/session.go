@@ -914,14 +914,28 @@ func (s *Session) Close() error { return s.CloseWithError(wire.CodeNoError, "") 
 
 // CloseWithError ends the session with a code and reason the peer will see.
 // A non-zero code aborts: queued data is dropped and the CLOSE goes first.
+// It waits for the CLOSE to be written, at most WriteTimeout; a peer that
+// does not read then loses the session without it (ErrWriteStalled).
 func (s *Session) CloseWithError(code wire.Code, reason string) error {
+	return s.CloseContext(context.Background(), code, reason)
+}
+
+// CloseContext is CloseWithError bounded by ctx as well: when ctx ends
+// first, the session is torn down at once without waiting for the CLOSE
+// to reach the wire, and ctx's error is returned.
+func (s *Session) CloseContext(ctx context.Context, code wire.Code, reason string) error {
 	if !s.closeWith(code, reason, code != wire.CodeNoError) {
 		return nil
 	}
+	t := time.NewTimer(s.cfg.WriteTimeout)
+	defer t.Stop()
 	select {
 	case <-s.writerDone:
-	case <-time.After(s.cfg.WriteTimeout):
+	case <-t.C:
 		s.fail(ErrWriteStalled)
+	case <-ctx.Done():
+		s.fail(fmt.Errorf("session: closed before its CLOSE was written: %w", ctx.Err()))
+		return ctx.Err()
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/pool-go/pool/internal/addr"
@@ -601,4 +602,32 @@ func TestReadDrainsBeforeSessionError(t *testing.T) {
 			t.Fatalf("run %d: %v", i, err)
 		}
 	}
+}
+
+// TestCloseContext: closing a session whose peer reads nothing returns
+// when ctx ends, with the session torn down, not after WriteTimeout.
+func TestCloseContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ce, _ := handshakePair(t)
+		cc, sc := transport.Pipe(transport.PipeConfig{Queue: 1})
+		defer sc.Close()
+		cli := New(cc, ce, Config{WriteTimeout: time.Hour})
+		ch, err := cli.OpenChannel(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go ch.Write(make([]byte, 1<<20)) // fills the pipe: nobody reads the far end
+		time.Sleep(time.Second)
+		synctest.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		start := time.Now()
+		if err := cli.CloseContext(ctx, wire.CodeNoError, ""); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("CloseContext = %v", err)
+		}
+		if d := time.Since(start); d != 2*time.Second {
+			t.Fatalf("CloseContext returned after %v", d)
+		}
+		<-cli.Done()
+	})
 }
