@@ -27,6 +27,7 @@ type TCPConn struct {
 	path handshake.Path
 	hdr  [wire.HeaderLen]byte
 	out  net.Buffers
+	wv   net.Buffers // what writev still has to send of out
 }
 
 // NewTCPConn wraps an established TCP connection. isServer says which end
@@ -90,9 +91,13 @@ func (t *TCPConn) WritePackets(pkts [][]byte) error {
 		_, err := t.c.Write(pkts[0])
 		return err
 	}
+	// WriteTo consumes the slice it is called on, so it works on a copy
+	// of the header held in the struct (a local would escape, one
+	// allocation per write) and t.out keeps its array for the next call.
 	t.out = append(t.out[:0], pkts...)
-	_, err := t.out.WriteTo(t.c)
-	clear(t.out[:cap(t.out)])
+	t.wv = t.out
+	_, err := t.wv.WriteTo(t.c)
+	clear(t.out)
 	return err
 }
 
