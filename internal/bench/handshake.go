@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/pool-go/pool"
@@ -74,8 +75,8 @@ func poolHandshakeCPU(ctx context.Context, n int, p progress) (srvCPU, cliCPU ti
 	peer := sid.Public
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	var done int
-	stop := p.ticker(func() string { return fmt.Sprintf("  POOL CPU: %d of %d handshakes", done, n) })
+	var done atomic.Int64
+	stop := p.ticker(func() string { return fmt.Sprintf("  POOL CPU: %d of %d handshakes", done.Load(), n) })
 	defer stop()
 	out := make([]byte, 0, wire.ChallengeLen)
 	for i := range n {
@@ -117,7 +118,7 @@ func poolHandshakeCPU(ctx context.Context, n int, p progress) (srvCPU, cliCPU ti
 		cest.Keys.Zero()
 		srvCPU += (t2 - t1) + (t4 - t3)
 		cliCPU += (t1 - t0) + (t3 - t2) + (t5 - t4)
-		done = i + 1
+		done.Store(int64(i + 1))
 	}
 	return srvCPU / time.Duration(n), cliCPU / time.Duration(n), d, nil
 }
@@ -196,20 +197,19 @@ func poolHandshakeRate(ctx context.Context, o *Options, p progress) (time.Durati
 		return 0, err
 	}
 	defer n.Close()
-	count := 0
-	stop := p.ticker(func() string { return fmt.Sprintf("  POOL over sockets: %d handshakes", count) })
+	var count atomic.Int64
+	stop := p.ticker(func() string { return fmt.Sprintf("  POOL over sockets: %d handshakes", count.Load()) })
 	defer stop()
 	start := time.Now()
-	for count < o.Handshakes && (count < 5 || time.Since(start) < o.Duration) {
+	for k := int64(0); k < int64(o.Handshakes) && (k < 5 || time.Since(start) < o.Duration); k = count.Add(1) {
 		c, s, err := n.pair(ctx)
 		if err != nil {
 			return 0, err
 		}
 		c.Close()
 		s.Close()
-		count++
 	}
-	return time.Since(start) / time.Duration(count), nil
+	return time.Since(start) / time.Duration(count.Load()), nil
 }
 
 // tlsHandshakeRate is poolHandshakeRate for crypto/tls 1.3.
