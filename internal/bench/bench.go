@@ -46,7 +46,7 @@ type Options struct {
 // Defaults are the figures of the issue: 1 GiB per transfer, 10,000 idle
 // sessions, 1,000,000 INITs over 64 connections.
 func Defaults() Options {
-	return Options{Suites: Suites, Size: 1 << 30, Duration: 3 * time.Second, Handshakes: 2000,
+	return Options{Suites: Suites, Size: 1 << 30, Duration: 3 * time.Second, Handshakes: 1000,
 		RoundTrips: 20000, Sessions: 10000, FloodInits: 1_000_000, FloodConns: 64}
 }
 
