@@ -133,6 +133,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			r.Flood, err = runFlood(ctx, &o, p.sub(name))
 		}
 		if err != nil {
+			if ctx.Err() != nil {
+				return r, fmt.Errorf("interrupted during the %s suite", name)
+			}
 			return r, fmt.Errorf("%s suite: %w", name, err)
 		}
 		p.printf("%s: done in %v", name, time.Since(start).Round(100*time.Millisecond))

@@ -206,6 +206,7 @@ func bulkTCP(ctx context.Context, o *Options, p progress) (float64, error) {
 	}
 	defer c.Close()
 	defer s.Close()
+	defer context.AfterFunc(ctx, func() { c.Close() })() // Ctrl-C ends the transfer
 	var sent atomic.Int64
 	v, _, err := timed(p, o.Size, &sent, func() error {
 		errc := make(chan error, 1)
@@ -226,6 +227,7 @@ func bulkTLS(ctx context.Context, o *Options, p progress, kind tlsKind) (float64
 	}
 	defer c.Close()
 	defer s.Close()
+	defer context.AfterFunc(ctx, func() { c.Close() })()
 	var sent atomic.Int64
 	v, cpu, err := timed(p, o.Size, &sent, func() error {
 		errc := make(chan error, 1)
@@ -262,6 +264,11 @@ func bulkPool(ctx context.Context, o *Options, p progress, sessions, channels in
 		}
 		pairs = append(pairs, pair{c, s})
 	}
+	defer context.AfterFunc(ctx, func() {
+		for _, pr := range pairs {
+			pr.cli.CloseWithError(pool.CodeApplication, "bench interrupted")
+		}
+	})()
 	streams := sessions * channels
 	per := o.Size / int64(streams)
 	total := per * int64(streams)

@@ -141,6 +141,7 @@ func floodCapacity(ctx context.Context, o *Options, p progress, victim *poolNet,
 		prefixes[handshake.Prefix(c.LocalAddr().(*net.TCPAddr).AddrPort().Addr())] = true
 	}
 	r.SourcePrefixes = len(prefixes)
+	defer context.AfterFunc(ctx, func() { ln.Close() })() // Ctrl-C: the server side stops answering
 
 	heap0, _, _ := memNow()
 	var answered, sent atomic.Int64
