@@ -44,6 +44,8 @@ func runHandshake(ctx context.Context, o *Options, p progress) (*HandshakeResult
 	r.TLS13PerS, r.TLS13WallMs = 1/wall.Seconds(), float64(wall.Microseconds())/1000
 	p.printf("TLS 1.3 over sockets: %.0f handshakes/s", r.TLS13PerS)
 	r.ServerOverTLS = ratio(r.ServerCPUus, r.TLS13ServerCPUus)
+	cores := float64(runtime.NumCPU())
+	r.ServerCapacityPerS, r.TLS13ServerCapacityPerS = ratio(cores*1e6, r.ServerCPUus), ratio(cores*1e6, r.TLS13ServerCPUus)
 	return r, nil
 }
 

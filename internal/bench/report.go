@@ -68,6 +68,11 @@ type HandshakeResult struct {
 	PoolWallMs       float64 `json:"pool_wall_ms"`
 	TLS13WallMs      float64 `json:"tls13_wall_ms"`
 	ServerOverTLS    float64 `json:"server_cpu_over_tls13"`
+	// ServerCapacityPerS is what the server's CPU alone allows on all
+	// cores: cores × 1 s / server CPU per handshake (the clients' puzzles
+	// are theirs to pay).
+	ServerCapacityPerS      float64 `json:"server_capacity_per_s"`
+	TLS13ServerCapacityPerS float64 `json:"tls13_server_capacity_per_s"`
 }
 
 // LatencyResult: 64-byte request/response round trips.
@@ -159,6 +164,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(tw, "\nhandshake (puzzle d=%d)\tPOOL\tcrypto/tls 1.3 (%s)\n", h.Difficulty, h.TLS13Group)
 		fmt.Fprintf(tw, "  server CPU per handshake\t%.0f µs\t%.0f µs\n", h.ServerCPUus, h.TLS13ServerCPUus)
 		fmt.Fprintf(tw, "  client CPU per handshake\t%.0f µs\t%.0f µs\n", h.ClientCPUus, h.TLS13ClientCPUus)
+		fmt.Fprintf(tw, "  server capacity, handshakes/s on all cores (CPU bound)\t%.0f\t%.0f\n", h.ServerCapacityPerS, h.TLS13ServerCapacityPerS)
 		fmt.Fprintf(tw, "  handshakes/s, one at a time, real sockets\t%.0f\t%.0f\n", h.PerS, h.TLS13PerS)
 		fmt.Fprintf(tw, "  wall time per handshake\t%.2f ms\t%.2f ms\n", h.PoolWallMs, h.TLS13WallMs)
 		fmt.Fprintf(tw, "  server CPU POOL/TLS\t%.2f\t\n", h.ServerOverTLS)
