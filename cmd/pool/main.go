@@ -131,7 +131,7 @@ docs/OPERATIONS.md covers installation, keys, ports and troubleshooting.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.SuggestionsMinimumDistance = 2
 	root.CompletionOptions.DisableDefaultCmd = true
-	root.AddCommand(newDemoCmd(), newKeygenCmd(), newAddrCmd())
+	root.AddCommand(newDemoCmd(), newKeygenCmd(), newAddrCmd(), newBenchCmd())
 	root.AddCommand(newListenCmd(), newConnectCmd())
 	root.AddCommand(newNodeCmd(), newStatusCmd(), newSessionsCmd(), newTelemetryCmd(), newPeersCmd(), newReloadCmd(), newConfigCmd(), newJournalCmd(), newPeerConfigCmd())
 	return root

@@ -30,7 +30,8 @@ type Channel struct {
 	mu       sync.Mutex
 	rsig     chan struct{} // data, FIN, reset or deadline change
 	wsig     chan struct{} // credit, reset or deadline change
-	recv     []chunk
+	recv     []chunk       // received DATA; recv[rhead:] is unread
+	rhead    int
 	buffered int
 	granted  int64 // total credit this side gave the peer
 	received int64 // total DATA bytes the peer sent
@@ -94,6 +95,13 @@ func (c *Channel) deliver(pt []byte, p *[]byte) error {
 		bufpool.Put(p)
 		c.s.grant(c.id, len(pt))
 		return nil
+	}
+	if len(c.recv) == cap(c.recv) && c.rhead > 0 {
+		// Reuse the consumed front of the array instead of growing it:
+		// in steady state the queue allocates nothing (DESIGN §5).
+		n := copy(c.recv, c.recv[c.rhead:])
+		clear(c.recv[n:])
+		c.recv, c.rhead = c.recv[:n], 0
 	}
 	c.recv = append(c.recv, chunk{buf: p, data: pt})
 	c.buffered += len(pt)
@@ -181,11 +189,11 @@ func (c *Channel) remoteReset(err error) error {
 }
 
 func (c *Channel) dropRecvLocked() {
-	for i := range c.recv {
+	for i := c.rhead; i < len(c.recv); i++ {
 		bufpool.Put(c.recv[i].buf)
 	}
 	clear(c.recv)
-	c.recv = c.recv[:0]
+	c.recv, c.rhead = nil, 0
 	if c.buffered > 0 {
 		n := c.buffered
 		c.buffered = 0
@@ -247,19 +255,19 @@ func (c *Channel) Read(p []byte) (int, error) {
 // what was consumed, in steps of a quarter window so ACKs stay rare.
 func (c *Channel) copyOutLocked(p []byte) int {
 	n := 0
-	for n < len(p) && len(c.recv) > 0 {
-		h := &c.recv[0]
+	for n < len(p) && c.rhead < len(c.recv) {
+		h := &c.recv[c.rhead]
 		k := copy(p[n:], h.data)
 		n += k
 		h.data = h.data[k:]
 		if len(h.data) == 0 {
 			bufpool.Put(h.buf)
-			c.recv[0] = chunk{}
-			c.recv = c.recv[1:]
+			*h = chunk{}
+			c.rhead++
 		}
 	}
-	if len(c.recv) == 0 {
-		c.recv = c.recv[:0:0]
+	if c.rhead == len(c.recv) {
+		c.recv, c.rhead = c.recv[:0], 0 // keep the array: no allocation next time
 	}
 	c.buffered -= n
 	c.consumed += n

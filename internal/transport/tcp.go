@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -24,9 +25,11 @@ var tcpKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Int
 // wire, from the first byte (the same framing as the C reference).
 type TCPConn struct {
 	c    *net.TCPConn
+	rd   *bufio.Reader // every read goes through it: see readBuffer
 	path handshake.Path
 	hdr  [wire.HeaderLen]byte
 	out  net.Buffers
+	wv   net.Buffers // what writev still has to send of out
 }
 
 // NewTCPConn wraps an established TCP connection. isServer says which end
@@ -39,8 +42,16 @@ func NewTCPConn(c *net.TCPConn, isServer bool) *TCPConn {
 	if isServer {
 		p.Client, p.Server = remote, local
 	}
-	return &TCPConn{c: c, path: p}
+	return &TCPConn{c: c, rd: bufio.NewReaderSize(c, readBuffer), path: p}
 }
+
+// readBuffer is the read-ahead of a TCPConn. Small packets (a 64-byte
+// message is a 160-byte packet) then cost one read system call for many
+// instead of two each (header, then payload); a full-size payload still
+// goes mostly straight into its packet buffer, because bufio reads
+// directly into a destination larger than its own buffer. Kept small: an
+// idle session holds it (pool bench: memory).
+const readBuffer = 2 << 10
 
 // mapped returns a TCP address with its IP in 16-byte form: IPv4 peers of a
 // dual-stack listener appear as IPv4-mapped IPv6 (draft §12).
@@ -54,7 +65,7 @@ func mapped(a net.Addr) netip.AddrPort {
 // the handshake every packet is sealed. The buffer is sized from the
 // length, never larger than one packet.
 func (t *TCPConn) ReadPacket() (*[]byte, error) {
-	if _, err := io.ReadFull(t.c, t.hdr[:]); err != nil {
+	if _, err := io.ReadFull(t.rd, t.hdr[:]); err != nil {
 		return nil, err
 	}
 	if wire.PacketVersion(t.hdr[:]) != wire.Version1 {
@@ -66,7 +77,7 @@ func (t *TCPConn) ReadPacket() (*[]byte, error) {
 	}
 	p := bufpool.Get(wire.HeaderLen + n)
 	copy(*p, t.hdr[:])
-	if _, err := io.ReadFull(t.c, (*p)[wire.HeaderLen:]); err != nil {
+	if _, err := io.ReadFull(t.rd, (*p)[wire.HeaderLen:]); err != nil {
 		bufpool.Put(p)
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
@@ -80,7 +91,7 @@ func (t *TCPConn) ReadPacket() (*[]byte, error) {
 // fixed array: handshake reads never allocate from the length field
 // (handshake.md §1.3).
 func (t *TCPConn) ReadExact(dst []byte) error {
-	_, err := io.ReadFull(t.c, dst)
+	_, err := io.ReadFull(t.rd, dst)
 	return err
 }
 
@@ -90,9 +101,13 @@ func (t *TCPConn) WritePackets(pkts [][]byte) error {
 		_, err := t.c.Write(pkts[0])
 		return err
 	}
+	// WriteTo consumes the slice it is called on, so it works on a copy
+	// of the header held in the struct (a local would escape, one
+	// allocation per write) and t.out keeps its array for the next call.
 	t.out = append(t.out[:0], pkts...)
-	_, err := t.out.WriteTo(t.c)
-	clear(t.out[:cap(t.out)])
+	t.wv = t.out
+	_, err := t.wv.WriteTo(t.c)
+	clear(t.out)
 	return err
 }
 
