@@ -40,6 +40,10 @@ type ClientConfig struct {
 	// its pinned public key.
 	Address string
 	Peer    pool.PublicKey
+	// PeerAddress, if set instead of Peer, pins only the peer's 64-bit
+	// node ID (trust on first use, PROTOCOL.md §9.3): the key the first
+	// session proves is then pinned for every later session.
+	PeerAddress *pool.Address
 	// Name labels the route in stats and events ("tcp2pool" if empty).
 	Name string
 	// MaxSessions bounds the sessions to the peer (DefaultMaxSessions).
@@ -180,7 +184,7 @@ func (c *Client) session(more bool) (*pool.Session, time.Duration, error) {
 		c.dialing = d
 		c.mu.Unlock()
 
-		s, err := pool.Dial(c.ctx, c.cfg.Address, c.cfg.Peer, c.cfg.Pool)
+		s, err := c.dial()
 
 		c.mu.Lock()
 		c.dialing = nil
@@ -204,6 +208,26 @@ func (c *Client) session(more bool) (*pool.Session, time.Duration, error) {
 		c.log.Info("bridge: session to the peer established", "route", c.cfg.Name, "peer", c.cfg.Address)
 		return s, 0, nil
 	}
+}
+
+// dial starts a session, pinning the peer's key, or on the first dial by
+// address the node ID, and then the key that session proved.
+func (c *Client) dial() (*pool.Session, error) {
+	c.mu.Lock()
+	byAddr := c.cfg.PeerAddress
+	key := c.cfg.Peer
+	c.mu.Unlock()
+	if byAddr == nil {
+		return pool.Dial(c.ctx, c.cfg.Address, key, c.cfg.Pool)
+	}
+	s, err := pool.DialAddress(c.ctx, c.cfg.Address, *byAddr, c.cfg.Pool)
+	if err == nil {
+		c.mu.Lock()
+		c.cfg.Peer, c.cfg.PeerAddress = s.Peer(), nil
+		c.mu.Unlock()
+		c.log.Warn("bridge: the peer was pinned by address only; pinning the key it proved from now on", "route", c.cfg.Name, "key", s.Peer().String())
+	}
+	return s, err
 }
 
 // pruneLocked forgets sessions that have ended.

@@ -241,7 +241,9 @@ func (s *Server) serveChannel(ch *pool.Channel) {
 		return
 	}
 	stop := context.AfterFunc(s.ctx, func() { _ = tc.SetLinger(0); tc.Close() })
-	ev.Up, ev.Down, ev.Err = splice(tc, ch, &c.bytesUp, &c.bytesDown)
+	// splice counts its TCP side's reads first: here that is the target,
+	// whose bytes go down to the client.
+	ev.Down, ev.Up, ev.Err = splice(tc, ch, &c.bytesDown, &c.bytesUp)
 	stop()
 	if ev.Err != nil {
 		c.errors.Add(1)
