@@ -5,8 +5,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/netip"
 	"os"
+	"strings"
 	"testing"
+	"time"
 )
 
 type preambleVectors struct {
@@ -175,4 +179,54 @@ func preambleVectorsForFuzz() [][]byte {
 		out = append(out, b)
 	}
 	return out
+}
+
+// TestProtocolDocBridgeSection: docs/PROTOCOL.md §14 states the preamble
+// as the code speaks it: every status row, the limits, and the quoted
+// vectors.
+func TestProtocolDocBridgeSection(t *testing.T) {
+	raw, err := os.ReadFile("../../docs/PROTOCOL.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(raw)
+	i := strings.Index(doc, "## 14. The bridge preamble")
+	if i < 0 {
+		t.Fatal("PROTOCOL.md has no §14 for the bridge preamble")
+	}
+	doc = doc[i:]
+	v := loadPreambleVectors(t)
+	for _, r := range v.Replies {
+		row := fmt.Sprintf("| `0x%02x` | %s |", r.Status, r.Name)
+		if !strings.Contains(doc, row) {
+			t.Errorf("§14.3 lacks the row %q", row)
+		}
+	}
+	if n := strings.Count(doc, "\n| `0x"); n != len(v.Replies) {
+		t.Errorf("§14.3 has %d status rows, the vectors %d", n, len(v.Replies))
+	}
+	def, _ := AppendRequest(nil, Target{})
+	ip, _ := AppendRequest(nil, Target{Addr: netip.MustParseAddr("192.0.2.7"), Port: 5432})
+	for _, q := range []struct {
+		quote string
+		ok    bool
+	}{
+		{"**258 bytes**", MaxRequestLen == 258},
+		{"1–253", MaxHostLen == 253},
+		{"**10 s**, `bridge.DefaultRequestTimeout`", DefaultRequestTimeout == 10*time.Second},
+		{"10 s, `bridge.DefaultDialTimeout`", DefaultDialTimeout == 10*time.Second},
+		{"plus 5 s, 15 s", DefaultConnectTimeout == 15*time.Second},
+		{"connection limit (this implementation: 4096)", DefaultMaxConns == 4096},
+		{"code `0x80`", CodeAbort == 0x80},
+		{"`" + hex.EncodeToString(ip) + "`", true},
+		{"`" + hex.EncodeToString(def) + "`", true},
+		{"`" + hex.EncodeToString(AppendReply(nil, StatusRefused)) + "`", true},
+		{"nine requests a decoder must refuse", len(v.InvalidRequests) == 9},
+	} {
+		if !strings.Contains(doc, q.quote) {
+			t.Errorf("§14 lacks %q", q.quote)
+		} else if !q.ok {
+			t.Errorf("§14 states %q, but the code differs", q.quote)
+		}
+	}
 }
