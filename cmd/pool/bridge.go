@@ -82,7 +82,7 @@ func errText(err error) string {
 }
 
 // serveBridgeControl answers bridge.status on path (if given).
-func serveBridgeControl(path string, stats func() []bridge.RouteStats, log *slog.Logger) (func(), error) {
+func serveBridgeControl(path, side string, stats func() []bridge.RouteStats, log *slog.Logger) (func(), error) {
 	if path == "" {
 		return func() {}, nil
 	}
@@ -90,7 +90,11 @@ func serveBridgeControl(path string, stats func() []bridge.RouteStats, log *slog
 		if r.Method != bridgeStatusMethod {
 			return nil, fmt.Errorf("this is a standalone bridge: it answers only %q", bridgeStatusMethod)
 		}
-		return stats(), nil
+		out := []node.BridgeRoute{}
+		for _, st := range stats() {
+			out = append(out, node.BridgeRoute{Side: side, RouteStats: st})
+		}
+		return out, nil
 	}, log)
 }
 
@@ -171,7 +175,7 @@ Example:
 				return err
 			}
 			defer c.Close()
-			stop, err := serveBridgeControl(control, func() []bridge.RouteStats { return []bridge.RouteStats{c.Stats()} }, log)
+			stop, err := serveBridgeControl(control, "tcp2pool", func() []bridge.RouteStats { return []bridge.RouteStats{c.Stats()} }, log)
 			if err != nil {
 				ln.Close()
 				return err
@@ -276,7 +280,7 @@ Example:
 				return fmt.Errorf("cannot listen on %s: %w", listen, err)
 			}
 			defer l.Close()
-			stop, err := serveBridgeControl(control, srv.Stats, log)
+			stop, err := serveBridgeControl(control, "pool2tcp", srv.Stats, log)
 			if err != nil {
 				return err
 			}
@@ -323,12 +327,14 @@ connections carried so far, open now, refused (the far side's policy or
 target said no), errors (reset mid-transfer or the peer unreachable), bytes
 each way, and, on the tcp2pool side, the live sessions to the peer.
 
-Give the --control socket the bridge was started with ("pool bridge
-tcp2pool --control PATH"); it has mode 0600, so run this as the bridge's
-user.
+It asks a node that runs [[bridge.*]] sections (its control socket:
+--control, or $POOL_CONTROL, default /run/pool/control.sock), or a
+standalone bridge started with "pool bridge tcp2pool|pool2tcp --control
+PATH". The socket has mode 0600: run this as the bridge's user.
 
 Examples:
 
+  pool bridge status
   pool bridge status --control /run/pool/bridge.sock
   pool bridge status --control /run/pool/bridge.sock --json`,
 		Args: usageArgs(cobra.NoArgs),
@@ -345,18 +351,19 @@ Examples:
 			if f.json {
 				return ctlPrintJSON(w, raw)
 			}
-			var rs []bridge.RouteStats
+			// A node's rows name their side; a standalone bridge's do not.
+			var rs []node.BridgeRoute
 			if err := json.Unmarshal(raw, &rs); err != nil {
 				return fmt.Errorf("the bridge's status: %v", err)
 			}
 			t := ctlTable(w)
-			fmt.Fprintln(t, "ROUTE\tPEER\tSESSIONS\tCONNS\tOPEN\tREFUSED\tERRORS\tUP\tDOWN")
+			fmt.Fprintln(t, "SIDE\tROUTE\tPEER\tSESSIONS\tCONNS\tOPEN\tREFUSED\tERRORS\tUP\tDOWN")
 			for _, r := range rs {
 				sessions := "-"
 				if r.Peer != "" {
 					sessions = fmt.Sprint(r.Sessions)
 				}
-				fmt.Fprintf(t, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", r.Route, ctlDash(r.Peer), sessions,
+				fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", ctlDash(r.Side), r.Route, ctlDash(r.Peer), sessions,
 					r.Conns, r.Active, r.Refused, r.Errors, ctlBytes(r.BytesUp), ctlBytes(r.BytesDown))
 			}
 			return t.Flush()

@@ -126,7 +126,7 @@ func bridgeStats(t *testing.T, s *ncIntegrationSetup, ctl string) []bridge.Route
 		t.Fatalf("pool bridge status --json: %v\n%s", err, out)
 	}
 	table, err := exec.Command(s.bin, "bridge", "status", "--control", ctl).CombinedOutput()
-	if err != nil || !strings.Contains(string(table), "ROUTE") {
+	if err != nil || !strings.Contains(string(table), "SIDE") {
 		t.Fatalf("pool bridge status: %v\n%s", err, table)
 	}
 	t.Logf("pool bridge status --control %s:\n%s", filepath.Base(ctl), table)

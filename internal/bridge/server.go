@@ -148,18 +148,36 @@ func (s *Server) ServeSession(sess *pool.Session) {
 			delete(s.sess, sess)
 			s.mu.Unlock()
 		}()
-		for {
-			ch, err := sess.AcceptChannel(s.ctx)
-			if err != nil {
-				return
-			}
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				s.serveChannel(ch)
-			}()
-		}
+		s.ServeChannels(s.ctx, sess)
 	}()
+}
+
+// ServeChannels carries each channel sess's peer opens until the session
+// or ctx ends, or the Server is closed; the connections it started go on
+// (Close ends them). A node, which owns its sessions, calls it.
+func (s *Server) ServeChannels(ctx context.Context, sess *pool.Session) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
+	for {
+		ch, err := sess.AcceptChannel(ctx)
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			_ = ch.Reset(CodeAbort, "bridge: shutting down")
+			return
+		}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			s.serveChannel(ch)
+		}()
+	}
 }
 
 // route returns the index of the policy entry that allows t, or the
