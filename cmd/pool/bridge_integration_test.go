@@ -115,7 +115,7 @@ func waitLogged(t *testing.T, p *ncProcess, name string) string {
 }
 
 // bridgeStats asks a bridge for its counters with "pool bridge status".
-func bridgeStats(t *testing.T, s *ncIntegrationSetup, ctl string) []bridge.RouteStats {
+func bridgeStats(t *testing.T, s *ncIntegrationSetup, ctl string, show bool) []bridge.RouteStats {
 	t.Helper()
 	out, err := exec.Command(s.bin, "bridge", "status", "--control", ctl, "--json").Output()
 	if err != nil {
@@ -124,6 +124,9 @@ func bridgeStats(t *testing.T, s *ncIntegrationSetup, ctl string) []bridge.Route
 	var rs []bridge.RouteStats
 	if err := json.Unmarshal(out, &rs); err != nil {
 		t.Fatalf("pool bridge status --json: %v\n%s", err, out)
+	}
+	if !show {
+		return rs
 	}
 	table, err := exec.Command(s.bin, "bridge", "status", "--control", ctl).CombinedOutput()
 	if err != nil || !strings.Contains(string(table), "SIDE") {
@@ -135,11 +138,30 @@ func bridgeStats(t *testing.T, s *ncIntegrationSetup, ctl string) []bridge.Route
 
 func checkNoBridgeErrors(t *testing.T, s *ncIntegrationSetup, ctlIn, ctlOut string, minConns uint64) {
 	t.Helper()
-	in := bridgeStats(t, s, ctlIn)
+	// The program has exited; its last connections may still be closing
+	// through the bridge, but none may stay open.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var open int64
+		for _, ctl := range []string{ctlIn, ctlOut} {
+			for _, r := range bridgeStats(t, s, ctl, false) {
+				open += r.Active
+			}
+		}
+		if open == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%d bridged connections still open 10 s after the program exited", open)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	in := bridgeStats(t, s, ctlIn, true)
 	if len(in) != 1 || in[0].Errors != 0 || in[0].Refused != 0 || in[0].Conns < minConns {
 		t.Errorf("tcp2pool counters %+v", in)
 	}
-	for _, r := range bridgeStats(t, s, ctlOut) {
+	for _, r := range bridgeStats(t, s, ctlOut, true) {
 		if r.Errors != 0 || r.Refused != 0 {
 			t.Errorf("pool2tcp counters %+v", r)
 		}

@@ -288,7 +288,7 @@ func TestBridgeRefusedTarget(t *testing.T) {
 	if st := p.Client.Stats(); st.Refused != 1 || st.Conns != 1 || st.Active != 0 {
 		t.Fatalf("client stats %+v", st)
 	}
-	if st := p.Server.Stats(); st[0].Errors != 1 {
+	if st := p.Server.Stats(); st[0].Refused != 1 || st[0].Errors != 0 || st[0].Conns != 1 {
 		t.Fatalf("server stats %+v", st)
 	}
 }

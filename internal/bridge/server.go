@@ -279,11 +279,9 @@ func (s *Server) trackConn() bool {
 // refuse answers a request with a failure status and closes the channel;
 // whatever the opener sent after its request is discarded.
 func (s *Server) refuse(ch *pool.Channel, idx int, ev ConnEvent, st Status, err error, start time.Time) {
-	if idx == len(s.names)-1 || st == StatusNotAllowed {
-		s.counters[idx].refused.Add(1)
-	} else {
-		s.counters[idx].errors.Add(1)
-	}
+	// Every answer but OK counts as refused, on both sides of the bridge:
+	// the policy, or the target, said no before any byte was carried.
+	s.counters[idx].refused.Add(1)
 	if ev.Route == "" {
 		ev.Route = s.names[idx]
 		s.counters[idx].conns.Add(1)
