@@ -487,6 +487,25 @@ func (c *Client) Close() error {
 	for _, ps := range sessions {
 		ps.s.Close()
 	}
+	waitSessions(sessions)
 	c.wg.Wait()
 	return nil
+}
+
+// sessionEndWait bounds how long Close waits for a closed session to end
+// (its peer's answering CLOSE, or the session's own 2 s drain).
+const sessionEndWait = 5 * time.Second
+
+// waitSessions waits, within sessionEndWait, until every session has
+// ended, so that a closed bridge leaves no session goroutine behind.
+func waitSessions(ps []*peerSession) {
+	t := time.NewTimer(sessionEndWait)
+	defer t.Stop()
+	for _, p := range ps {
+		select {
+		case <-p.s.Done():
+		case <-t.C:
+			return
+		}
+	}
 }

@@ -356,9 +356,12 @@ func (s *Server) Close() error {
 	for _, l := range lns {
 		l.Close()
 	}
+	ps := make([]*peerSession, 0, len(sess))
 	for _, x := range sess {
 		x.Close()
+		ps = append(ps, &peerSession{s: x})
 	}
+	waitSessions(ps)
 	s.wg.Wait()
 	return nil
 }
