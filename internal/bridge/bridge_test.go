@@ -425,6 +425,33 @@ func TestBridgeThousandConnections(t *testing.T) {
 	if st.Active != 0 || st.Conns != n || st.Errors != 0 {
 		t.Errorf("after closing: %+v", st)
 	}
+	// The extra sessions the burst opened are closed once idle at two
+	// checks in a row; the first stays.
+	waitFor := func(cond func() bool) {
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// Channel numbers are freed when the peer's FIN arrives: wait for it.
+	waitFor(func() bool {
+		p.Client.mu.Lock()
+		defer p.Client.mu.Unlock()
+		for _, ps := range p.Client.sessions {
+			if ps.s.Telemetry().ChannelsOpen != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	p.Client.reapIdle()
+	if got := p.Client.Stats().Sessions; got != st.Sessions {
+		t.Errorf("one idle check closed sessions: %d of %d left", got, st.Sessions)
+	}
+	p.Client.reapIdle()
+	if got := p.Client.Stats().Sessions; got != 1 {
+		t.Errorf("%d sessions left after two idle checks, want 1", got)
+	}
 	p.Close()
 	tg.close()
 	// Descriptors are released by the runtime's poller soon after Close.

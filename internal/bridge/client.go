@@ -82,7 +82,8 @@ type Client struct {
 
 type peerSession struct {
 	s      *pool.Session
-	cursor int // the channel last opened, so numbers are used round robin
+	cursor int  // the channel last opened, so numbers are used round robin
+	idle   bool // no channel open at the last idle check
 }
 
 // NewClient starts a Client; it dials the peer at once in the background
@@ -115,10 +116,17 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	return c, nil
 }
 
+// idleCheck is how often extra sessions are checked for idleness; one
+// found without channels at two checks in a row is closed.
+const idleCheck = 30 * time.Second
+
 // keepWarm keeps at least one session to the peer, so the first
-// connection after an outage does not wait for a handshake.
+// connection after an outage does not wait for a handshake, and closes
+// the extra sessions a burst of connections opened once they are idle.
 func (c *Client) keepWarm() {
 	defer c.wg.Done()
+	reap := time.NewTicker(idleCheck)
+	defer reap.Stop()
 	for {
 		s, wait, err := c.session(false)
 		if err != nil {
@@ -134,12 +142,50 @@ func (c *Client) keepWarm() {
 			}
 			continue
 		}
+		if !c.watch(s, reap) {
+			return
+		}
+	}
+}
+
+// watch waits until s ends (true) or the Client is closed (false),
+// closing idle extra sessions meanwhile.
+func (c *Client) watch(s *pool.Session, reap *time.Ticker) bool {
+	for {
 		select {
 		case <-s.Done():
 			c.log.Warn("bridge: session to the peer ended; reconnecting", "route", c.cfg.Name, "peer", c.cfg.Address, "err", s.Err())
+			return true
+		case <-reap.C:
+			c.reapIdle()
 		case <-c.ctx.Done():
-			return
+			return false
 		}
+	}
+}
+
+// reapIdle closes the sessions beyond the first that carried no channel at
+// this check and the last. They leave the list under c.mu, so no new
+// connection picks them while they close.
+func (c *Client) reapIdle() {
+	c.mu.Lock()
+	var idle []*peerSession
+	kept := c.sessions[:0]
+	for i, ps := range c.sessions {
+		empty := ps.s.Telemetry().ChannelsOpen == 0
+		if i > 0 && empty && ps.idle {
+			idle = append(idle, ps)
+			continue
+		}
+		ps.idle = empty
+		kept = append(kept, ps)
+	}
+	clear(c.sessions[len(kept):])
+	c.sessions = kept
+	c.mu.Unlock()
+	for _, ps := range idle {
+		c.log.Info("bridge: closing an idle extra session", "route", c.cfg.Name, "peer", c.cfg.Address)
+		ps.s.Close()
 	}
 }
 
