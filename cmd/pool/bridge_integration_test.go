@@ -190,21 +190,15 @@ func asPostgres(t *testing.T, name string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// TestBridgeIntegrationCurlNginx: curl downloads a 1 GiB file from nginx
-// through the bridge; the SHA-256 of what curl wrote matches the file's.
-func TestBridgeIntegrationCurlNginx(t *testing.T) {
+// startNginx serves the directory www with nginx on a free loopback port,
+// as a single process with its own configuration and prefix under s.dir,
+// and returns the process and its address.
+func startNginx(t *testing.T, s *ncIntegrationSetup, www string) (*exec.Cmd, string) {
+	t.Helper()
 	nginx := needProgram(t, "nginx", "/usr/sbin")
-	curl := needProgram(t, "curl")
-	s := ncNewIntegrationSetup(t)
-	www := filepath.Join(s.dir, "www")
 	if err := os.MkdirAll(filepath.Join(s.dir, "tmp"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(www, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	const size = 1 << 30
-	want := writeRandomHashed(t, filepath.Join(www, "big.bin"), size)
 	port := freeLoopbackPort(t)
 	// master_process off: one process that serves as whoever started it,
 	// so the test directory needs no permissions for a worker user.
@@ -243,6 +237,22 @@ http {
 		b, _ := os.ReadFile(filepath.Join(s.dir, "error.log"))
 		return ngOut.String() + string(b)
 	})
+	return ng, target
+}
+
+// TestBridgeIntegrationCurlNginx: curl downloads a 1 GiB file from nginx
+// through the bridge; the SHA-256 of what curl wrote matches the file's.
+func TestBridgeIntegrationCurlNginx(t *testing.T) {
+	curl := needProgram(t, "curl")
+	needProgram(t, "nginx", "/usr/sbin")
+	s := ncNewIntegrationSetup(t)
+	www := filepath.Join(s.dir, "www")
+	if err := os.MkdirAll(www, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const size = 1 << 30
+	want := writeRandomHashed(t, filepath.Join(www, "big.bin"), size)
+	_, target := startNginx(t, s, www)
 
 	addr, ctlIn, ctlOut := bridgeUp(t, s, target)
 	start := time.Now()
@@ -405,4 +415,76 @@ func TestBridgeIntegrationRedisBenchmark(t *testing.T) {
 	}
 	t.Logf("redis-benchmark through the bridge:\n%s", text)
 	checkNoBridgeErrors(t, s, ctlIn, ctlOut, 50)
+}
+
+// TestBridgeIntegrationKilledNginx: nginx is killed (SIGKILL) in the
+// middle of a download through the bridge; curl's connection must end
+// within a second, and curl must report the transfer incomplete.
+func TestBridgeIntegrationKilledNginx(t *testing.T) {
+	curl := needProgram(t, "curl")
+	needProgram(t, "nginx", "/usr/sbin")
+	s := ncNewIntegrationSetup(t)
+	www := filepath.Join(s.dir, "www")
+	if err := os.MkdirAll(www, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeRandomHashed(t, filepath.Join(www, "big.bin"), 256<<20)
+	ng, target := startNginx(t, s, www)
+	addr, ctlIn, ctlOut := bridgeUp(t, s, target)
+
+	// 100 MB/s: the transfer lasts about 3 s unless something ends it. What
+	// the dead nginx's kernel had buffered still arrives (it closes with a
+	// FIN), then the end of stream; the bound below includes that drain.
+	cu := exec.Command(curl, "--silent", "--show-error", "--limit-rate", "100M", "--max-time", "60", "http://"+addr+"/big.bin")
+	var cuErr syncBuffer
+	cu.Stderr = &cuErr
+	out, err := cu.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cu.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(io.Discard, out, 8<<20); err != nil {
+		t.Fatalf("the download did not start: %v: %s", err, cuErr.String())
+	}
+	drained := make(chan int64, 1)
+	go func() { n, _ := io.Copy(io.Discard, out); drained <- n }()
+	if err := ng.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	exited := make(chan error, 1)
+	go func() { <-drained; exited <- cu.Wait() }()
+	select {
+	case err := <-exited:
+		took := time.Since(killed)
+		t.Logf("curl's connection ended %v after nginx was killed (%v: %s)", took.Round(time.Millisecond), err, strings.TrimSpace(cuErr.String()))
+		if took > time.Second {
+			t.Errorf("curl's connection outlived nginx by %v (more than a second)", took)
+		}
+		if err == nil {
+			t.Errorf("curl reported success for a transfer cut short")
+		}
+	case <-time.After(30 * time.Second):
+		cu.Process.Kill()
+		t.Fatalf("curl still running 30 s after nginx was killed")
+	}
+	// Nothing stays open on either side of the bridge.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var open int64
+		for _, ctl := range []string{ctlIn, ctlOut} {
+			for _, r := range bridgeStats(t, s, ctl, false) {
+				open += r.Active
+			}
+		}
+		if open == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bridged connections still open after the target died", open)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
