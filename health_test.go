@@ -210,6 +210,11 @@ func TestFailingRandStopsHandshakes(t *testing.T) {
 	if _, err := pool.Dial(ctx, bad.Addr().String(), id.Public, &pool.Config{Identity: newIdentity(t)}); err == nil {
 		t.Fatal("a listener with a failing source completed a handshake")
 	}
+	// The client may see the connection end before the listener's
+	// callback has run: wait for it, bounded.
+	for deadline := time.Now().Add(5 * time.Second); failures.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if failures.Load() == 0 {
 		t.Error("the listener did not report its random source failing")
 	}

@@ -134,5 +134,6 @@ docs/OPERATIONS.md covers installation, keys, ports and troubleshooting.`,
 	root.AddCommand(newDemoCmd(), newKeygenCmd(), newAddrCmd(), newBenchCmd())
 	root.AddCommand(newListenCmd(), newConnectCmd())
 	root.AddCommand(newNodeCmd(), newStatusCmd(), newSessionsCmd(), newTelemetryCmd(), newPeersCmd(), newReloadCmd(), newConfigCmd(), newJournalCmd(), newPeerConfigCmd())
+	root.AddCommand(newBridgeCmd())
 	return root
 }

@@ -87,6 +87,18 @@ type Snapshot struct {
 	Journal func() Journal
 
 	Sessions []Session // oldest first
+
+	// Bridges are the counters of the node's bridge routes.
+	Bridges []BridgeRoute
+}
+
+// BridgeRoute is one bridge route's counters (internal/bridge).
+type BridgeRoute struct {
+	Side                   string // "tcp2pool" or "pool2tcp"
+	Route                  string
+	Conns, Refused, Errors uint64
+	Active                 int64
+	BytesUp, BytesDown     uint64 // client → target, and back
 }
 
 // Handshakes are the listener's counters (pool.ListenerStats) and the
@@ -171,6 +183,7 @@ type Collector struct {
 	bytes, packets, channelBytes                             *prometheus.Desc
 	rtt, jitter, loss, mtu, paused                           *prometheus.Desc
 	rekeys, dropped, overload, integrity                     *prometheus.Desc
+	bridgeConns, bridgeFailures, bridgeOpen, bridgeBytes     *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -209,6 +222,10 @@ func NewCollector(src Source) *Collector {
 		dropped:           d("peer_dropped_packets_total", "Datagram packets dropped because they failed authentication or the replay window.", pl...),
 		overload:          d("peer_overload_notices_total", "OVERLOAD notices, by direction.", with("direction")...),
 		integrity:         d("peer_integrity_checks_total", "INTEGRITY checks of the peer by result: verified, failed, timeout.", with("result")...),
+		bridgeConns:       d("bridge_connections_total", "Bridged TCP connections requested so far, by side and route.", "side", "route"),
+		bridgeFailures:    d("bridge_failures_total", "Bridged connections that failed, by side, route and kind: refused (the far side's policy or target said no), error (reset mid-transfer, or the peer unreachable).", "side", "route", "kind"),
+		bridgeOpen:        d("bridge_connections_open", "Bridged TCP connections open now, by side and route.", "side", "route"),
+		bridgeBytes:       d("bridge_bytes_total", "Bytes carried by the bridge, by side, route and direction (up: client to target; down: back).", "side", "route", "direction"),
 	}
 }
 
@@ -217,7 +234,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.buildInfo, c.startTime, c.uptime, c.compromised, c.configVersion,
 		c.journalEntries, c.journalHead, c.selftestRuns, c.proofFailures, c.handshakes, c.handshakeFailures,
 		c.challenges, c.sessions, c.peerSessions, c.bytes, c.packets, c.channelBytes, c.rtt, c.jitter, c.loss,
-		c.mtu, c.paused, c.rekeys, c.dropped, c.overload, c.integrity} {
+		c.mtu, c.paused, c.rekeys, c.dropped, c.overload, c.integrity, c.bridgeConns, c.bridgeFailures, c.bridgeOpen, c.bridgeBytes} {
 		ch <- d
 	}
 }
@@ -263,6 +280,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(c.selftestRuns, s.SelftestRuns)
 	counter(c.proofFailures, s.ProofFailures)
+	for _, b := range s.Bridges {
+		counter(c.bridgeConns, b.Conns, b.Side, b.Route)
+		counter(c.bridgeFailures, b.Refused, b.Side, b.Route, "refused")
+		counter(c.bridgeFailures, b.Errors, b.Side, b.Route, "error")
+		gauge(c.bridgeOpen, float64(b.Active), b.Side, b.Route)
+		counter(c.bridgeBytes, b.BytesUp, b.Side, b.Route, "up")
+		counter(c.bridgeBytes, b.BytesDown, b.Side, b.Route, "down")
+	}
 
 	if s.Listening {
 		h := s.Handshakes

@@ -108,6 +108,10 @@ type Config struct {
 	JournalPublish JournalPublish
 
 	Peers []Peer
+
+	// Bridges are the [[bridge.tcp2pool]] and [[bridge.pool2tcp]] sections
+	// (docs/OPERATIONS.md, BRIDGING TCP).
+	Bridges Bridges
 }
 
 // Peer is a node this node keeps a session to.
@@ -172,7 +176,11 @@ type rawConfig struct {
 		HTTP     string `toml:"http"`
 		Interval string `toml:"interval"`
 	} `toml:"journal_publish"`
-	Peer []rawPeer `toml:"peer"`
+	Peer   []rawPeer `toml:"peer"`
+	Bridge struct {
+		TCP2Pool []rawTCP2Pool `toml:"tcp2pool"`
+		Pool2TCP []rawPool2TCP `toml:"pool2tcp"`
+	} `toml:"bridge"`
 }
 
 type rawPeer struct {
@@ -184,7 +192,7 @@ type rawPeer struct {
 // knownKeys are the keys of the schema, for "did you mean" suggestions.
 var knownKeys = []string{"identity", "listen", "authorized_peers", "allow_any", "control",
 	"log_level", "idle_timeout", "reconnect_min", "reconnect_max", "selftest_interval", "heartbeat_interval",
-	"metrics_listen", "journal", "journal_max_size", "journal_publish", "peer"}
+	"metrics_listen", "journal", "journal_max_size", "journal_publish", "peer", "bridge"}
 
 var knownPeerKeys = []string{"name", "address", "key"}
 
@@ -274,6 +282,9 @@ func parseConfig(data []byte, name, dir string) (*Config, error) {
 		}
 		if len(k) > 1 && k[0] == "journal_publish" {
 			known = knownPublishKeys
+		}
+		if len(k) > 1 && k[0] == "bridge" {
+			known = knownBridgeKeys(k)
 		}
 		reason := fmt.Sprintf("unknown key %q", k[len(k)-1])
 		if s := suggest(k[len(k)-1], known); s != "" {
@@ -483,6 +494,9 @@ func parseConfig(data []byte, name, dir string) (*Config, error) {
 		keys[k] = i
 		p.Key = k
 		cfg.Peers = append(cfg.Peers, p)
+	}
+	if err := parseBridges(&raw, cfg, cerr); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }
@@ -696,6 +710,19 @@ func (kl keyLines) find(k toml.Key) (string, int) {
 	plain := strings.Join(k, ".")
 	if n, ok := kl.lines[plain]; ok {
 		return plain, n
+	}
+	if len(k) >= 3 {
+		// [[bridge.tcp2pool]]: an array of tables under a table.
+		for i := 0; ; i++ {
+			tbl := fmt.Sprintf("%s.%s[%d]", k[0], k[1], i)
+			if !kl.has(tbl) {
+				break
+			}
+			key := tbl + "." + strings.Join(k[2:], ".")
+			if n, ok := kl.lines[key]; ok {
+				return key, n
+			}
+		}
 	}
 	if len(k) >= 2 {
 		for i := 0; ; i++ {

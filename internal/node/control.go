@@ -100,6 +100,20 @@ func listenControl(path string, handle func(Request) (any, error), log *slog.Log
 		sem: make(chan struct{}, maxControlConns), conns: map[net.Conn]struct{}{}}, nil
 }
 
+// ServeControl serves the control protocol on a new socket at path, as the
+// node does, with handle answering each request. Programs that are not the
+// node but answer some of its methods use it (the standalone bridge answers
+// "bridge.status"). The returned function stops serving and removes the
+// socket.
+func ServeControl(path string, handle func(Request) (any, error), log *slog.Logger) (stop func(), err error) {
+	c, err := listenControl(path, handle, log)
+	if err != nil {
+		return nil, err
+	}
+	c.start()
+	return c.Close, nil
+}
+
 func unwrapPathErr(err error) error { return unixsock.UnwrapPathErr(err) }
 
 func unwrapOpErr(err error) error { return unixsock.UnwrapOpErr(err) }

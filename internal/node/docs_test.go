@@ -34,7 +34,8 @@ func TestExampleConfig(t *testing.T) {
 	}
 	for _, k := range knownKeys {
 		if !strings.Contains(string(example), "\n"+k+" = ") && !strings.Contains(string(example), "# "+k+" = ") &&
-			!strings.Contains(string(example), "[["+k+"]]") && !strings.Contains(string(example), "\n["+k+"]\n") {
+			!strings.Contains(string(example), "[["+k+"]]") && !strings.Contains(string(example), "\n["+k+"]\n") &&
+			!strings.Contains(string(example), "\n[["+k+".") {
 			t.Errorf("docs/node.example.toml does not show %q", k)
 		}
 		if !strings.Contains(string(ops), "| `"+k+"` |") && !strings.Contains(string(ops), "| `[["+k+"]]` |") &&
@@ -46,6 +47,19 @@ func TestExampleConfig(t *testing.T) {
 		if !strings.Contains(string(ops), "| `peer."+k+"` |") {
 			t.Errorf("docs/OPERATIONS.md has no reference row for peer.%s", k)
 		}
+	}
+	for _, k := range knownTCP2PoolKeys {
+		if !strings.Contains(string(ops), "| `bridge.tcp2pool."+k+"` |") {
+			t.Errorf("docs/OPERATIONS.md has no reference row for bridge.tcp2pool.%s", k)
+		}
+	}
+	for _, k := range knownPool2TCPKeys {
+		if !strings.Contains(string(ops), "| `bridge.pool2tcp."+k+"` |") {
+			t.Errorf("docs/OPERATIONS.md has no reference row for bridge.pool2tcp.%s", k)
+		}
+	}
+	if len(cfg.Bridges.TCP2Pool) != 1 || cfg.Bridges.Pool2TCP == nil {
+		t.Errorf("the example does not show the bridge sections: %+v", cfg.Bridges)
 	}
 	for _, k := range knownPublishKeys {
 		if !strings.Contains(string(ops), "| `journal_publish."+k+"` |") {

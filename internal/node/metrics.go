@@ -125,6 +125,10 @@ func (n *Node) Snapshot() metrics.Snapshot {
 			return j
 		}
 	}
+	for _, b := range n.BridgeStatus() {
+		s.Bridges = append(s.Bridges, metrics.BridgeRoute{Side: b.Side, Route: b.Route, Conns: b.Conns,
+			Refused: b.Refused, Errors: b.Errors, Active: b.Active, BytesUp: b.BytesUp, BytesDown: b.BytesDown})
+	}
 	entries, names := n.listed()
 	s.Sessions = make([]metrics.Session, 0, len(entries))
 	for _, e := range entries {

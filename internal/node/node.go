@@ -108,6 +108,7 @@ type Node struct {
 	journal    *nodeJournal    // the change journal; nil when journal = ""
 	cfgStore   *configStore    // the configuration's versions (configstore.go)
 	metrics    *metrics.Server // /metrics and /healthz; nil unless metrics_listen is set
+	bridges    *bridgeSet      // the bridge sections; nil when there are none
 	hsFailed   failCounts      // failed inbound handshakes by reason, for metrics
 
 	// Runtime integrity (draft §17.3): mon repeats the self-tests;
@@ -312,6 +313,18 @@ func Start(cfg *Config, opts Options) (*Node, error) {
 		err = abort(err)
 		n.wg.Wait()
 		return nil, err
+	}
+	if len(cfg.Bridges.TCP2Pool) > 0 || cfg.Bridges.Pool2TCP != nil {
+		if err := n.startBridges(cfg); err != nil {
+			if ln := n.ln.Load(); ln != nil {
+				_ = ln.Close()
+			}
+			n.stopMetrics()
+			ctl.Close()
+			err = abort(err)
+			n.wg.Wait()
+			return nil, err
+		}
 	}
 	n.mu.Lock()
 	for _, p := range cfg.Peers {
@@ -603,7 +616,7 @@ func (n *Node) runSession(ctx context.Context, e *sessionEntry) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		n.refuseChannels(ctx, e.s)
+		n.serveChannels(ctx, e.s)
 	}()
 	select {
 	case <-e.s.Done():
@@ -885,6 +898,9 @@ func (n *Node) apply(cfg *Config) (ReloadResult, error) {
 	if cfg.MetricsListen != old.MetricsListen {
 		frozen = append(frozen, fmt.Sprintf("metrics_listen (%q -> %q)", old.MetricsListen, cfg.MetricsListen))
 	}
+	if !cfg.Bridges.equal(old.Bridges) {
+		frozen = append(frozen, "the [[bridge.*]] sections")
+	}
 	if cfg.Journal != old.Journal || cfg.JournalMaxSize != old.JournalMaxSize || cfg.JournalPublish != old.JournalPublish {
 		frozen = append(frozen, "journal, journal_max_size and [journal_publish]")
 	}
@@ -1013,6 +1029,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.cancel()
 		done := make(chan struct{})
 		go func() {
+			n.bridges.stop() // resets the connections they carry
 			n.wg.Wait()
 			<-n.mon.Done()
 			close(done)
@@ -1174,6 +1191,11 @@ func (n *Node) handleControl(req Request) (any, error) {
 		return n.Peers(), nil
 	case "reload":
 		return n.Reload()
+	case "bridge.status":
+		if n.bridges == nil {
+			return nil, errNoBridges
+		}
+		return n.BridgeStatus(), nil
 	case "config.apply":
 		if req.Config == nil {
 			return nil, errors.New(`bad request: config.apply needs "config", the new file's bytes (base64)`)
@@ -1197,7 +1219,7 @@ func (n *Node) handleControl(req Request) (any, error) {
 }
 
 // Methods are the control protocol's methods.
-var Methods = []string{"status", "sessions", "telemetry", "peers", "reload", "ping",
+var Methods = []string{"status", "sessions", "telemetry", "peers", "reload", "ping", "bridge.status",
 	"config.apply", "config.confirm", "config.rollback", "config.history", "config.diff",
 	"session.config.propose", "session.config.rollback", "session.config.lock"}
 
