@@ -48,7 +48,9 @@ func TestHeartbeatMeasures(t *testing.T) {
 // while rekeys, channel churn and data run together; any divergence of the
 // replica would end the session with PROTOCOL_ERROR.
 func TestDigestsSurviveRekeys(t *testing.T) {
-	cli, srv := sessionPair(t, Config{HeartbeatInterval: 5 * time.Millisecond, RekeyPackets: 20})
+	// Dead-peer detection is not under test: at 5 ms it would end the
+	// session after 30 ms of a stalled (loaded, -race) scheduler.
+	cli, srv := sessionPair(t, Config{HeartbeatInterval: 5 * time.Millisecond, HeartbeatMisses: 100000, RekeyPackets: 20})
 	for i := 0; i < 4; i++ {
 		exchange(t, cli, srv, 1<<20)
 	}
