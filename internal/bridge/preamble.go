@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // The bridge preamble (docs/PROTOCOL.md §14): the first bytes the opener of
@@ -82,6 +83,21 @@ type StatusError struct {
 
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("bridge: %s: %s", e.Target, e.Status)
+}
+
+// Unwrap gives the errno a local connect would have failed with, so that
+// callers that speak errno (the shim's daemon: a program sees the same
+// ECONNREFUSED as without POOL) need not know the bridge's codes.
+func (e *StatusError) Unwrap() error {
+	switch e.Status {
+	case StatusRefused, StatusNotAllowed:
+		return syscall.ECONNREFUSED
+	case StatusUnreachable, StatusNoHost:
+		return syscall.EHOSTUNREACH
+	case StatusTimeout:
+		return syscall.ETIMEDOUT
+	}
+	return nil
 }
 
 // Target names the destination a bridge channel asks for. The zero value

@@ -11,6 +11,7 @@ import (
 	"github.com/pool-go/pool"
 	"github.com/pool-go/pool/internal/bridge"
 	"github.com/pool-go/pool/internal/journal"
+	"github.com/pool-go/pool/internal/shimd"
 )
 
 // The node's bridges (docs/OPERATIONS.md, BRIDGING TCP): each
@@ -22,6 +23,10 @@ import (
 type bridgeSet struct {
 	clients []*tcp2poolRun
 	server  *bridge.Server
+	// The [shim] section: shimd answers the LD_PRELOAD shim, router
+	// carries what it asks for to the peer its route names.
+	router *bridge.Router
+	shim   *shimd.Server
 }
 
 type tcp2poolRun struct {
@@ -50,6 +55,12 @@ func (n *Node) startBridges(cfg *Config) error {
 			return err
 		}
 		bs.server = srv
+	}
+	if sc := cfg.Shim; sc != nil {
+		if err := n.startShim(bs, cfg); err != nil {
+			bs.stop()
+			return err
+		}
 	}
 	for _, b := range cfg.Bridges.TCP2Pool {
 		ln, err := net.Listen("tcp", b.Listen)
@@ -106,6 +117,12 @@ func (bs *bridgeSet) stop() {
 	if bs.server != nil {
 		bs.server.Close()
 	}
+	if bs.shim != nil {
+		bs.shim.Close()
+	}
+	if bs.router != nil {
+		bs.router.Close()
+	}
 }
 
 // serveChannels hands the channels of s to the pool2tcp bridge, or
@@ -157,8 +174,41 @@ func (n *Node) BridgeStatus() []BridgeRoute {
 			out = append(out, BridgeRoute{Side: "pool2tcp", RouteStats: st})
 		}
 	}
+	if bs.router != nil {
+		for _, st := range bs.router.Stats() {
+			out = append(out, BridgeRoute{Side: "shim", RouteStats: st})
+		}
+	}
 	return out
 }
 
 // errNoBridges explains an empty bridge.status.
-var errNoBridges = errors.New("this node runs no bridge: add [[bridge.tcp2pool]] or [[bridge.pool2tcp]] sections to its configuration")
+var errNoBridges = errors.New("this node runs no bridge: add [[bridge.tcp2pool]] or [[bridge.pool2tcp]] sections, or a [shim] section, to its configuration")
+
+// startShim starts the [shim] section: the route table's Router (one
+// shared session per peer, as tcp2pool) and the socket the LD_PRELOAD
+// shim connects to. A destination no route matches is answered "no
+// POOL route", and the shim falls back as POOL_SHIM_FALLBACK says.
+func (n *Node) startShim(bs *bridgeSet, cfg *Config) error {
+	sc := cfg.Shim
+	r, err := bridge.NewRouter(bridge.RouterConfig{Routes: sc.Routes,
+		Pool: &pool.Config{Identity: cfg.Identity, IdleTimeout: cfg.IdleTimeout, HeartbeatInterval: cfg.HeartbeatInterval,
+			Health: n.health, OnIntegrityFailure: n.integrityFailure, Rand: n.rand, JournalHead: n.journalHead, Logger: n.log},
+		Client: bridge.ClientConfig{Logger: n.log, OnConn: n.bridgeEvent("shim")}})
+	if err != nil {
+		return fmt.Errorf("shim: %w", err)
+	}
+	bs.router = r
+	mode := shimd.DefaultMode
+	if sc.Group != "" {
+		mode = 0o660
+	}
+	srv, err := shimd.Listen(shimd.Config{Path: sc.Socket, Mode: mode, Group: sc.Group, Dialer: r,
+		IsNoRoute: func(err error) bool { return errors.Is(err, bridge.ErrNoRoute) }, DialTimeout: sc.DialTimeout, Log: n.log})
+	if err != nil {
+		return fmt.Errorf("shim: %w", err)
+	}
+	bs.shim = srv
+	n.log.Info("shim socket ready", "socket", sc.Socket, "routes", len(sc.Routes), "group", sc.Group)
+	return nil
+}

@@ -112,6 +112,9 @@ type Config struct {
 	// Bridges are the [[bridge.tcp2pool]] and [[bridge.pool2tcp]] sections
 	// (docs/OPERATIONS.md, BRIDGING TCP).
 	Bridges Bridges
+	// Shim is the [shim] section (the LD_PRELOAD shim's socket and
+	// routes); nil when absent.
+	Shim *Shim
 }
 
 // Peer is a node this node keeps a session to.
@@ -181,6 +184,7 @@ type rawConfig struct {
 		TCP2Pool []rawTCP2Pool `toml:"tcp2pool"`
 		Pool2TCP []rawPool2TCP `toml:"pool2tcp"`
 	} `toml:"bridge"`
+	Shim *rawShim `toml:"shim"`
 }
 
 type rawPeer struct {
@@ -192,7 +196,7 @@ type rawPeer struct {
 // knownKeys are the keys of the schema, for "did you mean" suggestions.
 var knownKeys = []string{"identity", "listen", "authorized_peers", "allow_any", "control",
 	"log_level", "idle_timeout", "reconnect_min", "reconnect_max", "selftest_interval", "heartbeat_interval",
-	"metrics_listen", "journal", "journal_max_size", "journal_publish", "peer", "bridge"}
+	"metrics_listen", "journal", "journal_max_size", "journal_publish", "peer", "bridge", "shim"}
 
 var knownPeerKeys = []string{"name", "address", "key"}
 
@@ -285,6 +289,9 @@ func parseConfig(data []byte, name, dir string) (*Config, error) {
 		}
 		if len(k) > 1 && k[0] == "bridge" {
 			known = knownBridgeKeys(k)
+		}
+		if len(k) > 1 && k[0] == "shim" {
+			known = knownShimKeysOf(k)
 		}
 		reason := fmt.Sprintf("unknown key %q", k[len(k)-1])
 		if s := suggest(k[len(k)-1], known); s != "" {
@@ -494,6 +501,11 @@ func parseConfig(data []byte, name, dir string) (*Config, error) {
 		keys[k] = i
 		p.Key = k
 		cfg.Peers = append(cfg.Peers, p)
+	}
+	if raw.Shim != nil {
+		if err := parseShim(raw.Shim, cfg, cerr); err != nil {
+			return nil, err
+		}
 	}
 	if err := parseBridges(&raw, cfg, cerr); err != nil {
 		return nil, err

@@ -314,7 +314,7 @@ func Start(cfg *Config, opts Options) (*Node, error) {
 		n.wg.Wait()
 		return nil, err
 	}
-	if len(cfg.Bridges.TCP2Pool) > 0 || cfg.Bridges.Pool2TCP != nil {
+	if len(cfg.Bridges.TCP2Pool) > 0 || cfg.Bridges.Pool2TCP != nil || cfg.Shim != nil {
 		if err := n.startBridges(cfg); err != nil {
 			if ln := n.ln.Load(); ln != nil {
 				_ = ln.Close()
@@ -900,6 +900,9 @@ func (n *Node) apply(cfg *Config) (ReloadResult, error) {
 	}
 	if !cfg.Bridges.equal(old.Bridges) {
 		frozen = append(frozen, "the [[bridge.*]] sections")
+	}
+	if !cfg.Shim.equal(old.Shim) {
+		frozen = append(frozen, "the [shim] section")
 	}
 	if cfg.Journal != old.Journal || cfg.JournalMaxSize != old.JournalMaxSize || cfg.JournalPublish != old.JournalPublish {
 		frozen = append(frozen, "journal, journal_max_size and [journal_publish]")

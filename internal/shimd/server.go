@@ -355,7 +355,7 @@ func (s *Server) classify(err error) Status {
 		return StatusRefused
 	case errors.Is(err, ErrUnreachable), errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
 		return StatusUnreachable
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ETIMEDOUT), errors.As(err, &ne) && ne.Timeout():
 		return StatusTimeout
 	}
 	return StatusFailed

@@ -1,0 +1,135 @@
+package node
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/pool-go/pool/internal/bridge"
+	"github.com/pool-go/pool/internal/shimd"
+	"github.com/pool-go/pool/internal/transport"
+)
+
+// Shim is the [shim] section: the local socket the LD_PRELOAD shim talks
+// to, and the routes that say which POOL peer serves which destination
+// (docs/OPERATIONS.md, THE LD_PRELOAD SHIM).
+type Shim struct {
+	Socket      string
+	Group       string // set: the socket is mode 0660 and owned by it
+	DialTimeout time.Duration
+	Routes      []bridge.Route
+}
+
+type rawShim struct {
+	Socket      string         `toml:"socket"`
+	Group       string         `toml:"group"`
+	DialTimeout string         `toml:"dial_timeout"`
+	Route       []rawShimRoute `toml:"route"`
+}
+
+type rawShimRoute struct {
+	Name        string `toml:"name"`
+	Destination string `toml:"destination"`
+	Peer        string `toml:"peer"`
+	Key         string `toml:"key"`
+	Address     string `toml:"address"`
+}
+
+var (
+	knownShimKeys      = []string{"socket", "group", "dial_timeout", "route"}
+	knownShimRouteKeys = []string{"name", "destination", "peer", "key", "address"}
+)
+
+func knownShimKeysOf(k toml.Key) []string {
+	if len(k) > 2 && k[1] == "route" {
+		return knownShimRouteKeys
+	}
+	return knownShimKeys
+}
+
+// parseShim validates [shim]; cfg.Peers is already set.
+func parseShim(raw *rawShim, cfg *Config, cerr func(key, format string, args ...any) error) error {
+	s := &Shim{Socket: strings.TrimSpace(raw.Socket), Group: strings.TrimSpace(raw.Group), DialTimeout: shimd.DefaultDialTimeout}
+	if s.Socket == "" {
+		s.Socket = shimd.DefaultPath
+	}
+	if len(s.Socket) > 103 {
+		return cerr("shim.socket", "%d bytes long; a Unix socket path is at most 103", len(s.Socket))
+	}
+	if d := strings.TrimSpace(raw.DialTimeout); d != "" {
+		v, err := time.ParseDuration(d)
+		if err != nil || v < time.Second || v > 5*time.Minute {
+			return cerr("shim.dial_timeout", `%q: want a duration from "1s" to "5m"`, d)
+		}
+		s.DialTimeout = v
+	}
+	if len(raw.Route) == 0 {
+		return cerr("shim", `needs at least one [[shim.route]] (destination = "DEST:PORTS", peer = "NAME"): without routes every connection falls back`)
+	}
+	for i, rr := range raw.Route {
+		pk := func(k string) string { return fmt.Sprintf("shim.route[%d].%s", i, k) }
+		d := strings.TrimSpace(rr.Destination)
+		if d == "" {
+			return cerr(pk("destination"), `required: the destinations this route carries, like "10.0.0.0/24:5432" or "db.internal:80,443"`)
+		}
+		p, err := bridge.ParsePattern(d)
+		if err != nil {
+			return cerr(pk("destination"), "%v", err)
+		}
+		rt := bridge.Route{Name: strings.TrimSpace(rr.Name), Match: p}
+		peer, key, address := strings.TrimSpace(rr.Peer), strings.TrimSpace(rr.Key), strings.TrimSpace(rr.Address)
+		switch {
+		case peer != "" && (key != "" || address != ""):
+			return cerr(pk("peer"), "give either peer (the name of a [[peer]]) or key and address, not both")
+		case peer != "":
+			found := false
+			for _, p := range cfg.Peers {
+				if p.Name == peer {
+					rt.Peer, rt.Address, found = p.Key, p.Address, true
+				}
+			}
+			if !found {
+				return cerr(pk("peer"), "no [[peer]] is named %q", peer)
+			}
+			if rt.Name == "" {
+				rt.Name = peer
+			}
+		case key == "" || address == "":
+			return cerr(pk("peer"), "required: peer (the name of a [[peer]]), or key and address of the node that serves these destinations")
+		default:
+			r, err := bridge.NewRoute(d, key, address)
+			if err != nil {
+				return cerr(pk("key"), "%v", err)
+			}
+			if _, err := transport.NormalizeAddress(address); err != nil {
+				return cerr(pk("address"), "%v", err)
+			}
+			rt.Peer, rt.Address = r.Peer, r.Address
+		}
+		if rt.Peer == cfg.Identity.Public {
+			return cerr(pk("peer"), "this is the node's own key (a route cannot lead to itself)")
+		}
+		s.Routes = append(s.Routes, rt)
+	}
+	cfg.Shim = s
+	return nil
+}
+
+// equal reports whether two [shim] sections are the same.
+func (s *Shim) equal(o *Shim) bool {
+	if s == nil || o == nil {
+		return s == o
+	}
+	if s.Socket != o.Socket || s.Group != o.Group || s.DialTimeout != o.DialTimeout || len(s.Routes) != len(o.Routes) {
+		return false
+	}
+	for i := range s.Routes {
+		a, b := s.Routes[i], o.Routes[i]
+		if a.Name != b.Name || a.Match.String() != b.Match.String() || a.Peer != b.Peer || a.Address != b.Address {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,4 @@
+package shimd
+
+// For the external tests of this package (package shimd_test).
+var BuildShimForTest = buildShim
