@@ -503,7 +503,7 @@ func parseConfig(data []byte, name, dir string) (*Config, error) {
 		cfg.Peers = append(cfg.Peers, p)
 	}
 	if raw.Shim != nil {
-		if err := parseShim(raw.Shim, cfg, cerr); err != nil {
+		if err := parseShim(raw.Shim, cfg, dir, cerr); err != nil {
 			return nil, err
 		}
 	}

@@ -90,8 +90,19 @@ func TestShimConfigErrors(t *testing.T) {
 	key, _ := newKeyFile(t, dir, "k.key")
 	base := fmt.Sprintf("identity = %q\nlisten = \"off\"\ncontrol = %q\n\n[[peer]]\nname = \"a\"\naddress = \"127.0.0.1:9253\"\nkey = %q\n",
 		key, filepath.Join(dir, "c.sock"), strings.Repeat("A", 43)+"=")
+	writeFile(t, filepath.Join(dir, "bad_routes"), "# comment\n10.0.0.0/8:80 onlytwo\n")
+	good := writeFile(t, filepath.Join(dir, "routes"), "10.0.0.0/8:5432 "+strings.Repeat("E", 43)+"= db.example:9253 db\n")
+	cfg, err := LoadConfig(writeFile(t, filepath.Join(dir, "ok.toml"), base+"\n[shim]\nknown_peers = \"routes\"\n[[shim.route]]\ndestination = \"10.1.0.1:80\"\npeer = \"a\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Shim.KnownPeers != good || len(cfg.Shim.Routes) != 2 || cfg.Shim.Routes[1].Name != "db" || cfg.Shim.Routes[0].Name != "a" {
+		t.Fatalf("known_peers with a [[shim.route]]: %+v, %v", cfg.Shim, err)
+	}
 	for _, tc := range []struct{ text, want string }{
-		{"\n[shim]\n", "needs at least one [[shim.route]]"},
+		{"\n[shim]\n", "needs routes"},
+		{"\n[shim]\nknown_peers = \"missing\"\n", "no such file"},
+		{"\n[shim]\nknown_peers = \"bad_routes\"\n", "line 2: want DEST:PORTS"},
 		{"\n[shim]\n[[shim.route]]\npeer = \"a\"\n", "destination"},
 		{"\n[shim]\n[[shim.route]]\ndestination = \"10.0.0.1:80\"\npeer = \"nope\"\n", `no [[peer]] is named "nope"`},
 		{"\n[shim]\n[[shim.route]]\ndestination = \"10.0.0.1:80\"\n", "required: peer"},

@@ -2,6 +2,9 @@ package node
 
 import (
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 // to, and the routes that say which POOL peer serves which destination
 // (docs/OPERATIONS.md, THE LD_PRELOAD SHIM).
 type Shim struct {
+	KnownPeers  string // the route table file, if any (its routes follow [[shim.route]]'s)
 	Socket      string
 	Group       string // set: the socket is mode 0660 and owned by it
 	DialTimeout time.Duration
@@ -23,6 +27,7 @@ type Shim struct {
 }
 
 type rawShim struct {
+	KnownPeers  string         `toml:"known_peers"`
 	Socket      string         `toml:"socket"`
 	Group       string         `toml:"group"`
 	DialTimeout string         `toml:"dial_timeout"`
@@ -38,7 +43,7 @@ type rawShimRoute struct {
 }
 
 var (
-	knownShimKeys      = []string{"socket", "group", "dial_timeout", "route"}
+	knownShimKeys      = []string{"socket", "group", "dial_timeout", "route", "known_peers"}
 	knownShimRouteKeys = []string{"name", "destination", "peer", "key", "address"}
 )
 
@@ -49,8 +54,9 @@ func knownShimKeysOf(k toml.Key) []string {
 	return knownShimKeys
 }
 
-// parseShim validates [shim]; cfg.Peers is already set.
-func parseShim(raw *rawShim, cfg *Config, cerr func(key, format string, args ...any) error) error {
+// parseShim validates [shim]; cfg.Peers is already set. dir resolves a
+// relative known_peers path (the configuration file's directory).
+func parseShim(raw *rawShim, cfg *Config, dir string, cerr func(key, format string, args ...any) error) error {
 	s := &Shim{Socket: strings.TrimSpace(raw.Socket), Group: strings.TrimSpace(raw.Group), DialTimeout: shimd.DefaultDialTimeout}
 	if s.Socket == "" {
 		s.Socket = shimd.DefaultPath
@@ -65,8 +71,8 @@ func parseShim(raw *rawShim, cfg *Config, cerr func(key, format string, args ...
 		}
 		s.DialTimeout = v
 	}
-	if len(raw.Route) == 0 {
-		return cerr("shim", `needs at least one [[shim.route]] (destination = "DEST:PORTS", peer = "NAME"): without routes every connection falls back`)
+	if len(raw.Route) == 0 && strings.TrimSpace(raw.KnownPeers) == "" {
+		return cerr("shim", `needs routes: [[shim.route]] tables (destination = "DEST:PORTS", peer = "NAME") or a known_peers file; without routes every connection falls back`)
 	}
 	for i, rr := range raw.Route {
 		pk := func(k string) string { return fmt.Sprintf("shim.route[%d].%s", i, k) }
@@ -113,8 +119,39 @@ func parseShim(raw *rawShim, cfg *Config, cerr func(key, format string, args ...
 		}
 		s.Routes = append(s.Routes, rt)
 	}
+	if kp := strings.TrimSpace(raw.KnownPeers); kp != "" {
+		if !filepath.IsAbs(kp) {
+			kp = filepath.Join(dir, kp)
+		}
+		rs, err := readKnownPeers(kp)
+		if err != nil {
+			return cerr("shim.known_peers", "%v", err)
+		}
+		for _, rt := range rs {
+			if rt.Peer == cfg.Identity.Public {
+				return cerr("shim.known_peers", "%s: route %s leads to this node's own key", kp, rt.Match)
+			}
+		}
+		s.KnownPeers = kp
+		s.Routes = append(s.Routes, rs...)
+	}
 	cfg.Shim = s
 	return nil
+}
+
+// readKnownPeers reads a route table file (docs/OPERATIONS.md, "Bridge
+// routes"): DEST:PORTS PEER_KEY PEER_ADDRESS [NAME] per line.
+func readKnownPeers(path string) ([]bridge.Route, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	rs, err := bridge.ParseRoutes(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return rs, nil
 }
 
 // equal reports whether two [shim] sections are the same.
