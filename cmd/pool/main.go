@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/pool-go/pool/internal/node"
 	"github.com/spf13/cobra"
@@ -30,7 +31,10 @@ const (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// SIGTERM as well as ^C: systemd, kill and container runtimes stop a
+	// standalone bridge or transfer with SIGTERM, and it deserves the same
+	// clean CLOSE to its peers.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
