@@ -23,9 +23,9 @@ func newBenchCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure POOL against plain TCP and crypto/tls on loopback",
+		Short: "Measure POOL against plain TCP, crypto/tls and stunnel on loopback",
 		Long: `bench measures, in one process over real loopback sockets, POOL next to
-plain TCP and Go's crypto/tls:
+plain TCP and Go's crypto/tls, and the TCP bridge beside stunnel:
 
   bulk       one-way transfers (--size each, 1 GiB by default): POOL on one
              channel, on 8 channels of one session and on 8 sessions; plain
@@ -42,6 +42,14 @@ plain TCP and Go's crypto/tls:
              client's handshake time meanwhile; then one INIT per
              connection against a default listener, and a single-/24 flood
              against its rate limits
+  bridge     the TCP bridge (tcp2pool → pool2tcp, in this process) beside
+             plain TCP and a stunnel client → server pair (Debian's
+             stunnel4; its row is skipped, with a note, when it is not
+             installed): curl downloads --size bytes from an HTTP server in
+             this process (Go's HTTP client when curl is missing; the
+             report says which), median of 3, MB/s and CPU per MB of every
+             process; then 64-byte round trips, p50/p99 on one connection
+             and round trips/s over 50 connections at once
 
 The table goes to stdout, progress to stderr. MB = 10^6 bytes. With --json
 stdout is one JSON object with an object per suite (jq .bulk.pool_mbps).
@@ -112,8 +120,8 @@ Examples:
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&suites, "suite", "all", "comma-separated suites: bulk, handshake, latency, memory, flood")
-	f.Int64Var(&size, "size", 1<<30, "bytes per bulk transfer")
+	f.StringVar(&suites, "suite", "all", "comma-separated suites: bulk, handshake, latency, memory, flood, bridge")
+	f.Int64Var(&size, "size", 1<<30, "bytes per bulk transfer and per bridge download")
 	f.DurationVar(&duration, "duration", 3*time.Second, "how long each timed loop runs (ceiling, handshakes, single-prefix flood)")
 	f.IntVar(&sessions, "sessions", 10000, "idle sessions the memory suite holds")
 	f.IntVar(&floodInits, "inits", 1_000_000, "INITs the flood sends")

@@ -1,7 +1,8 @@
 // Package bench measures POOL against plain TCP and Go's crypto/tls on
 // loopback, in one process: bulk throughput, handshake cost, small-message
-// latency, memory per idle session and the server under an INIT flood
-// (DESIGN §5, docs/PERFORMANCE.md). It backs "pool bench".
+// latency, memory per idle session, the server under an INIT flood (DESIGN
+// §5, docs/PERFORMANCE.md), and the TCP bridge against plain TCP and
+// stunnel (issue 7). It backs "pool bench".
 package bench
 
 import (
@@ -15,21 +16,24 @@ import (
 )
 
 // Suites, in the order they run.
-var Suites = []string{"bulk", "handshake", "latency", "memory", "flood"}
+var Suites = []string{"bulk", "handshake", "latency", "memory", "flood", "bridge"}
 
 // Options choose what runs and how long. The zero value of a field takes
 // its default (Defaults); Quick shrinks everything so a test can run every
 // suite in seconds.
 type Options struct {
 	Suites []string
-	// Size is the bulk transfer per measurement in bytes (1 GiB).
+	// Size is the bulk transfer per measurement in bytes (1 GiB), and the
+	// bridge suite's download.
 	Size int64
 	// Duration bounds the timed loops: the crypto ceiling, the handshake
 	// and latency loops (each runs at least this long, or its count).
 	Duration time.Duration
 	// Handshakes is how many handshakes each handshake measurement runs.
 	Handshakes int
-	// RoundTrips is the number of 64-byte round trips per latency series.
+	// RoundTrips is the number of 64-byte round trips per latency series
+	// (and per bridge route, in a row and again spread over 50 parallel
+	// connections).
 	RoundTrips int
 	// Sessions is the number of idle session objects held by the memory
 	// suite (both ends of each loopback session live in this process).
@@ -131,6 +135,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			r.Memory, err = runMemory(ctx, &o, p.sub(name))
 		case "flood":
 			r.Flood, err = runFlood(ctx, &o, p.sub(name))
+		case "bridge":
+			r.Bridge, err = runBridge(ctx, &o, p.sub(name))
 		}
 		if err != nil {
 			if ctx.Err() != nil {

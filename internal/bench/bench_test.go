@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -38,7 +39,9 @@ func TestQuickRunEverySuite(t *testing.T) {
 		"handshake.server_cpu_us", "handshake.tls13_server_cpu_us", "handshake.per_s",
 		"latency.pool_p50_us", "latency.pool_p99_us", "latency.tls_p50_us", "latency.tcp_p50_us",
 		"memory.heap_per_session_bytes", "flood.inits_per_s", "flood.heap_growth_bytes",
-		"flood.client_connect_ms", "machine.cores"} {
+		"flood.client_connect_ms", "machine.cores",
+		"bridge.direct_mbps", "bridge.pool_mbps", "bridge.pool_over_direct", "bridge.direct_p50_us", "bridge.pool_p50_us",
+		"bridge.direct_parallel_rps", "bridge.pool_parallel_rps"} {
 		suite, name, _ := strings.Cut(key, ".")
 		v, ok := obj[suite][name].(float64)
 		if !ok {
@@ -54,6 +57,23 @@ func TestQuickRunEverySuite(t *testing.T) {
 	if f := r.Flood; f.Answered != int64(f.Inits) || !f.Limited.ClientOK {
 		t.Errorf("flood: %d of %d INITs answered; client of another prefix ok=%v", f.Answered, f.Inits, f.Limited.ClientOK)
 	}
+	// The bridge suite runs whether or not curl and stunnel are installed,
+	// and says which way it went.
+	if _, err := exec.LookPath("curl"); (err == nil) != (r.Bridge.Client == "curl") || (err != nil && r.Bridge.Client != "go") {
+		t.Errorf("bridge.client = %q; curl installed: %v", r.Bridge.Client, err == nil)
+	}
+	if _, ok := stunnelBinary(); ok {
+		for _, key := range []string{"stunnel_mbps", "pool_over_stunnel", "stunnel_p50_us", "stunnel_parallel_rps"} {
+			if v, _ := obj["bridge"][key].(float64); v <= 0 {
+				t.Errorf("stunnel is installed but bridge.%s = %v", key, obj["bridge"][key])
+			}
+		}
+		if !strings.HasPrefix(r.Bridge.StunnelTLS, "TLSv1.") || !strings.Contains(r.Bridge.Stunnel, "stunnel ") {
+			t.Errorf("stunnel's version %q or TLS %q not recorded", r.Bridge.Stunnel, r.Bridge.StunnelTLS)
+		}
+	} else if _, ok := obj["bridge"]["stunnel_mbps"]; ok || r.Bridge.StunnelNote == "" {
+		t.Errorf("stunnel is not installed, yet a figure (%v) or no note (%q)", obj["bridge"]["stunnel_mbps"], r.Bridge.StunnelNote)
+	}
 	if r.Handshake.Difficulty < 16 {
 		t.Errorf("handshake difficulty %d below 16", r.Handshake.Difficulty)
 	}
@@ -61,7 +81,7 @@ func TestQuickRunEverySuite(t *testing.T) {
 	if err := r.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"POOL/TLS1.2-ChaCha", "POOL/ceiling", "server CPU per handshake", "p50", "heap (after GC)", "CHALLENGEs answered"} {
+	for _, want := range []string{"POOL/TLS1.2-ChaCha", "POOL/ceiling", "server CPU per handshake", "p50", "heap (after GC)", "CHALLENGEs answered", "POOL bridge (tcp2pool → pool2tcp)", "bridge/direct"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}

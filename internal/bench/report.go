@@ -18,6 +18,7 @@ type Report struct {
 	Latency   *LatencyResult   `json:"latency,omitempty"`
 	Memory    *MemoryResult    `json:"memory,omitempty"`
 	Flood     *FloodResult     `json:"flood,omitempty"`
+	Bridge    *BridgeResult    `json:"bridge,omitempty"`
 }
 
 // Machine describes where the figures were taken.
@@ -131,6 +132,46 @@ type Limited struct {
 	ClientOK        bool    `json:"client_ok"`
 }
 
+// BridgeResult: the same TCP traffic directly, through an in-process
+// tcp2pool → pool2tcp bridge pair, and through a stunnel client → server
+// pair. Download figures are the median of Rounds; CPU per MB counts every
+// process involved (this one — HTTP server and bridge —, the client, and
+// both stunnel processes).
+type BridgeResult struct {
+	SizeBytes       int64   `json:"size_bytes"`
+	Rounds          int     `json:"rounds"`
+	Client          string  `json:"client"` // "curl", or "go" when curl is missing
+	Server          string  `json:"server"`
+	DirectMBps      float64 `json:"direct_mbps"`
+	PoolMBps        float64 `json:"pool_mbps"`
+	StunnelMBps     float64 `json:"stunnel_mbps,omitempty"`
+	PoolOverDirect  float64 `json:"pool_over_direct"`
+	PoolOverStunnel float64 `json:"pool_over_stunnel,omitempty"`
+	DirectCPUPerMB  float64 `json:"direct_cpu_ms_per_mb"`
+	PoolCPUPerMB    float64 `json:"pool_cpu_ms_per_mb"`
+	StunnelCPUPerMB float64 `json:"stunnel_cpu_ms_per_mb,omitempty"`
+	Stunnel         string  `json:"stunnel,omitempty"`     // version
+	StunnelTLS      string  `json:"stunnel_tls,omitempty"` // "TLSv1.3 TLS_AES_256_GCM_SHA384"
+	StunnelNote     string  `json:"stunnel_note,omitempty"`
+	// 64-byte round trips: Samples in a row on one connection, and as
+	// many again spread over Parallel connections at once.
+	Samples                 int     `json:"rt_samples"`
+	DirectP50us             float64 `json:"direct_p50_us"`
+	DirectP99us             float64 `json:"direct_p99_us"`
+	PoolP50us               float64 `json:"pool_p50_us"`
+	PoolP99us               float64 `json:"pool_p99_us"`
+	StunnelP50us            float64 `json:"stunnel_p50_us,omitempty"`
+	StunnelP99us            float64 `json:"stunnel_p99_us,omitempty"`
+	PoolP50OverDirect       float64 `json:"pool_p50_over_direct"`
+	PoolP50OverStunnel      float64 `json:"pool_p50_over_stunnel,omitempty"`
+	Parallel                int     `json:"parallel_conns"`
+	DirectParallelRPS       float64 `json:"direct_parallel_rps"`
+	PoolParallelRPS         float64 `json:"pool_parallel_rps"`
+	StunnelParallelRPS      float64 `json:"stunnel_parallel_rps,omitempty"`
+	PoolParallelOverDirect  float64 `json:"pool_parallel_over_direct"`
+	PoolParallelOverStunnel float64 `json:"pool_parallel_over_stunnel,omitempty"`
+}
+
 // WriteJSON writes r as one indented JSON object.
 func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
@@ -197,7 +238,41 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		fmt.Fprintf(tw, "  meanwhile a client from another /24\t%s in %.1f ms\t\n", ok, l.ClientConnectMs)
 	}
+	if b := r.Bridge; b != nil {
+		writeBridge(tw, b)
+	}
 	return tw.Flush()
+}
+
+func writeBridge(w io.Writer, b *BridgeResult) {
+	client := "curl"
+	if b.Client != "curl" {
+		client = "Go's HTTP client (curl not installed)"
+	}
+	fmt.Fprintf(w, "\nbridge: %s downloads %s, median of %d\tMB/s\tCPU per MB, all processes\n", client, sizeText(b.SizeBytes), b.Rounds)
+	fmt.Fprintf(w, "  direct TCP\t%.0f\t%.2f ms\n", b.DirectMBps, b.DirectCPUPerMB)
+	fmt.Fprintf(w, "  POOL bridge (tcp2pool → pool2tcp)\t%.0f\t%.2f ms\n", b.PoolMBps, b.PoolCPUPerMB)
+	if b.StunnelMBps > 0 {
+		fmt.Fprintf(w, "  stunnel client → stunnel server\t%.0f\t%.2f ms\n", b.StunnelMBps, b.StunnelCPUPerMB)
+		fmt.Fprintf(w, "  bridge/direct, bridge/stunnel\t%.2f, %.2f\t\n", b.PoolOverDirect, b.PoolOverStunnel)
+	} else {
+		fmt.Fprintf(w, "  stunnel\t—\t%s\n", b.StunnelNote)
+		fmt.Fprintf(w, "  bridge/direct\t%.2f\t\n", b.PoolOverDirect)
+	}
+	fmt.Fprintf(w, "  64-byte round trips: p50 / p99 (%d in a row)\t%d connections, round trips/s\t\n", b.Samples, b.Parallel)
+	fmt.Fprintf(w, "  direct TCP\t%.1f / %.1f µs\t%.0f\n", b.DirectP50us, b.DirectP99us, b.DirectParallelRPS)
+	fmt.Fprintf(w, "  POOL bridge\t%.1f / %.1f µs\t%.0f\n", b.PoolP50us, b.PoolP99us, b.PoolParallelRPS)
+	if b.StunnelP50us > 0 {
+		fmt.Fprintf(w, "  stunnel\t%.1f / %.1f µs\t%.0f\n", b.StunnelP50us, b.StunnelP99us, b.StunnelParallelRPS)
+		fmt.Fprintf(w, "  bridge/direct, bridge/stunnel\tp50 %.2f, %.2f\trate %.2f, %.2f\n", b.PoolP50OverDirect, b.PoolP50OverStunnel, b.PoolParallelOverDirect, b.PoolParallelOverStunnel)
+	} else {
+		fmt.Fprintf(w, "  bridge/direct\tp50 %.2f\trate %.2f\n", b.PoolP50OverDirect, b.PoolParallelOverDirect)
+	}
+	fmt.Fprintf(w, "  (server: %s", b.Server)
+	if b.Stunnel != "" {
+		fmt.Fprintf(w, "; %s, %s", b.Stunnel, b.StunnelTLS)
+	}
+	fmt.Fprintf(w, ")\n")
 }
 
 func sizeText(n int64) string {

@@ -106,18 +106,7 @@ const (
 // fresh self-signed ECDSA P-256 certificate (the cheapest common
 // signature for a server; no resumption, so every handshake is full).
 func tlsConfigs(kind tlsKind) (srv, cli *tls.Config, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pool-bench"},
-		DNSNames: []string{"pool-bench"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
+	key, der, cert, err := selfSigned()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -125,7 +114,7 @@ func tlsConfigs(kind tlsKind) (srv, cli *tls.Config, err error) {
 	roots.AddCert(cert)
 	srv = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}},
 		SessionTicketsDisabled: true}
-	cli = &tls.Config{RootCAs: roots, ServerName: "pool-bench"}
+	cli = &tls.Config{RootCAs: roots, ServerName: certName}
 	switch kind {
 	case tls13Default:
 		srv.MinVersion, cli.MinVersion = tls.VersionTLS13, tls.VersionTLS13
@@ -135,6 +124,30 @@ func tlsConfigs(kind tlsKind) (srv, cli *tls.Config, err error) {
 		srv.CipherSuites, cli.CipherSuites = suites, suites
 	}
 	return srv, cli, nil
+}
+
+// certName is the DNS name of the bench's self-signed certificates.
+const certName = "pool-bench"
+
+// selfSigned makes a fresh self-signed ECDSA P-256 server certificate for
+// certName, valid for a day.
+func selfSigned() (*ecdsa.PrivateKey, []byte, *x509.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: certName},
+		DNSNames: []string{certName}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return key, der, cert, nil
 }
 
 // tlsPair runs a TLS handshake over a fresh loopback TCP connection.
