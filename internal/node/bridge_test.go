@@ -19,24 +19,7 @@ import (
 // counters are on both control sockets ("bridge.status"), each connection
 // is in the journal, and the metrics have the bridge series.
 func TestNodeBridge(t *testing.T) {
-	echo, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echo.Close()
-	go func() {
-		for {
-			c, err := echo.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(struct{ io.Writer }{c}, struct{ io.Reader }{c})
-				c.(*net.TCPConn).CloseWrite()
-			}()
-		}
-	}()
+	echo := echoServer(t)
 	dir := t.TempDir()
 	bKey, bID := newKeyFile(t, dir, "b.key")
 	allowed := writeFile(t, filepath.Join(dir, "allowed"), bID.Public.String()+"\n")
@@ -170,4 +153,29 @@ func lineOf(ce *ConfigError) int {
 		return -1
 	}
 	return ce.Line
+}
+
+// echoServer is a TCP echo server on loopback that half-closes after the
+// client does; it stops when the test ends.
+func echoServer(t *testing.T) net.Listener {
+	t.Helper()
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { echo.Close() })
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(struct{ io.Writer }{c}, struct{ io.Reader }{c})
+				c.(*net.TCPConn).CloseWrite()
+			}()
+		}
+	}()
+	return echo
 }

@@ -97,34 +97,10 @@ func parseBridges(raw *rawConfig, cfg *Config, cerr func(key, format string, arg
 			return cerr(pk("listen"), "the same address as bridge.tcp2pool[%d]", j)
 		}
 		listens[b.Listen] = i
-		peer, key, address := strings.TrimSpace(rb.Peer), strings.TrimSpace(rb.Key), strings.TrimSpace(rb.Address)
-		switch {
-		case peer != "" && (key != "" || address != ""):
-			return cerr(pk("peer"), "give either peer (the name of a [[peer]]) or key and address, not both")
-		case peer != "":
-			found := false
-			for _, p := range cfg.Peers {
-				if p.Name == peer {
-					b.PeerKey, b.PeerAddress, found = p.Key, p.Address, true
-				}
-			}
-			if !found {
-				return cerr(pk("peer"), "no [[peer]] is named %q", peer)
-			}
-		case key == "" || address == "":
-			return cerr(pk("peer"), "required: peer (the name of a [[peer]]), or key and address of the pool2tcp node")
-		default:
-			k, err := pool.ParsePublicKey(key)
-			if err != nil {
-				return cerr(pk("key"), "%v", err)
-			}
-			if _, err := transport.NormalizeAddress(address); err != nil {
-				return cerr(pk("address"), "%v", err)
-			}
-			b.PeerKey, b.PeerAddress = k, address
-		}
-		if b.PeerKey == cfg.Identity.Public {
-			return cerr(pk("peer"), "this is the node's own key (a bridge cannot lead to itself)")
+		var err error
+		b.PeerKey, b.PeerAddress, _, err = peerRef(cfg, rb.Peer, rb.Key, rb.Address, "the pool2tcp node", pk, cerr)
+		if err != nil {
+			return err
 		}
 		if d := strings.TrimSpace(rb.Destination); d != "" {
 			t, err := bridge.ParseTarget(d)
@@ -182,4 +158,43 @@ func (b Bridges) equal(o Bridges) bool {
 		}
 	}
 	return true
+}
+
+// peerRef resolves a section's reference to the node it leads to: peer,
+// the name of a [[peer]] (its key and address), or key and address
+// given outright. what names that node in the error. name is the
+// [[peer]]'s name when one was used.
+func peerRef(cfg *Config, peer, key, address, what string, pk func(string) string,
+	cerr func(key, format string, args ...any) error) (k pool.PublicKey, addr, name string, err error) {
+	peer, key, address = strings.TrimSpace(peer), strings.TrimSpace(key), strings.TrimSpace(address)
+	switch {
+	case peer != "" && (key != "" || address != ""):
+		return k, "", "", cerr(pk("peer"), "give either peer (the name of a [[peer]]) or key and address, not both")
+	case peer != "":
+		found := false
+		for _, p := range cfg.Peers {
+			if p.Name == peer {
+				k, addr, found = p.Key, p.Address, true
+			}
+		}
+		if !found {
+			return k, "", "", cerr(pk("peer"), "no [[peer]] is named %q", peer)
+		}
+		name = peer
+	case key == "" || address == "":
+		return k, "", "", cerr(pk("peer"), "required: peer (the name of a [[peer]]), or key and address of %s", what)
+	default:
+		var perr error
+		if k, perr = pool.ParsePublicKey(key); perr != nil {
+			return k, "", "", cerr(pk("key"), "%v", perr)
+		}
+		if _, perr := transport.NormalizeAddress(address); perr != nil {
+			return k, "", "", cerr(pk("address"), "%v", perr)
+		}
+		addr = address
+	}
+	if k == cfg.Identity.Public {
+		return k, "", "", cerr(pk("peer"), "this is the node's own key (it cannot lead to itself)")
+	}
+	return k, addr, name, nil
 }

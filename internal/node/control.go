@@ -79,9 +79,7 @@ type controlServer struct {
 	log     *slog.Logger
 	sem     chan struct{}
 	wg      sync.WaitGroup
-	mu      sync.Mutex
-	conns   map[net.Conn]struct{}
-	closed  bool
+	conns   unixsock.Conns
 	closeMu sync.Once
 }
 
@@ -97,7 +95,7 @@ func listenControl(path string, handle func(Request) (any, error), log *slog.Log
 		return nil, fmt.Errorf("control socket %s: %v", path, err)
 	}
 	return &controlServer{path: path, ln: ln, handle: handle, log: log,
-		sem: make(chan struct{}, maxControlConns), conns: map[net.Conn]struct{}{}}, nil
+		sem: make(chan struct{}, maxControlConns)}, nil
 }
 
 // ServeControl serves the control protocol on a new socket at path, as the
@@ -143,7 +141,7 @@ func (c *controlServer) serve() {
 			conn.Close()
 			continue
 		}
-		if !c.track(conn) {
+		if !c.conns.Add(conn) {
 			<-c.sem
 			conn.Close()
 			return
@@ -152,27 +150,10 @@ func (c *controlServer) serve() {
 		go func() {
 			defer c.wg.Done()
 			defer func() { <-c.sem }()
-			defer c.untrack(conn)
+			defer c.conns.Remove(conn)
 			c.serveConn(conn)
 		}()
 	}
-}
-
-func (c *controlServer) track(conn net.Conn) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return false
-	}
-	c.conns[conn] = struct{}{}
-	return true
-}
-
-func (c *controlServer) untrack(conn net.Conn) {
-	c.mu.Lock()
-	delete(c.conns, conn)
-	c.mu.Unlock()
-	conn.Close()
 }
 
 // serveConn answers requests until the client closes, stalls, or sends a
@@ -230,12 +211,7 @@ func writeResponse(w io.Writer, result any, err error) error {
 // socket.
 func (c *controlServer) Close() {
 	c.closeMu.Do(func() {
-		c.mu.Lock()
-		c.closed = true
-		for conn := range c.conns {
-			conn.Close()
-		}
-		c.mu.Unlock()
+		c.conns.CloseAll()
 		_ = c.ln.Close() // also unlinks the socket
 		c.wg.Wait()
 	})

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -20,23 +19,7 @@ import (
 // serves it (pool2tcp), which connects to it; an unrouted destination is
 // "no POOL route" (the shim's fallback decides), a refused one "refused".
 func TestNodeShim(t *testing.T) {
-	echo, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echo.Close()
-	go func() {
-		for {
-			c, err := echo.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-			}()
-		}
-	}()
+	echo := echoServer(t)
 	dst := netip.MustParseAddrPort(echo.Addr().String())
 	closedPort := netip.MustParseAddrPort(freeAddr(t))
 

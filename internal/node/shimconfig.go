@@ -12,7 +12,6 @@ import (
 
 	"github.com/pool-go/pool/internal/bridge"
 	"github.com/pool-go/pool/internal/shimd"
-	"github.com/pool-go/pool/internal/transport"
 )
 
 // Shim is the [shim] section: the local socket the LD_PRELOAD shim talks
@@ -85,37 +84,13 @@ func parseShim(raw *rawShim, cfg *Config, dir string, cerr func(key, format stri
 			return cerr(pk("destination"), "%v", err)
 		}
 		rt := bridge.Route{Name: strings.TrimSpace(rr.Name), Match: p}
-		peer, key, address := strings.TrimSpace(rr.Peer), strings.TrimSpace(rr.Key), strings.TrimSpace(rr.Address)
-		switch {
-		case peer != "" && (key != "" || address != ""):
-			return cerr(pk("peer"), "give either peer (the name of a [[peer]]) or key and address, not both")
-		case peer != "":
-			found := false
-			for _, p := range cfg.Peers {
-				if p.Name == peer {
-					rt.Peer, rt.Address, found = p.Key, p.Address, true
-				}
-			}
-			if !found {
-				return cerr(pk("peer"), "no [[peer]] is named %q", peer)
-			}
-			if rt.Name == "" {
-				rt.Name = peer
-			}
-		case key == "" || address == "":
-			return cerr(pk("peer"), "required: peer (the name of a [[peer]]), or key and address of the node that serves these destinations")
-		default:
-			r, err := bridge.NewRoute(d, key, address)
-			if err != nil {
-				return cerr(pk("key"), "%v", err)
-			}
-			if _, err := transport.NormalizeAddress(address); err != nil {
-				return cerr(pk("address"), "%v", err)
-			}
-			rt.Peer, rt.Address = r.Peer, r.Address
+		var name string
+		rt.Peer, rt.Address, name, err = peerRef(cfg, rr.Peer, rr.Key, rr.Address, "the node that serves these destinations", pk, cerr)
+		if err != nil {
+			return err
 		}
-		if rt.Peer == cfg.Identity.Public {
-			return cerr(pk("peer"), "this is the node's own key (a route cannot lead to itself)")
+		if rt.Name == "" {
+			rt.Name = name
 		}
 		s.Routes = append(s.Routes, rt)
 	}

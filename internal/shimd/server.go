@@ -115,11 +115,9 @@ type Server struct {
 	sem    chan struct{}
 	c      counters
 
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
-	wg     sync.WaitGroup
-	once   sync.Once
+	conns unixsock.Conns
+	wg    sync.WaitGroup
+	once  sync.Once
 }
 
 // Listen creates the socket and starts serving it. A stale socket is
@@ -173,7 +171,7 @@ func Listen(cfg Config) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, ln: ln, ctx: ctx, cancel: cancel,
-		sem: make(chan struct{}, cfg.MaxConns), conns: map[net.Conn]struct{}{}}
+		sem: make(chan struct{}, cfg.MaxConns)}
 	s.wg.Add(1)
 	go s.serve()
 	return s, nil
@@ -206,12 +204,7 @@ func (s *Server) Stats() Stats {
 // removes the socket.
 func (s *Server) Close() error {
 	s.once.Do(func() {
-		s.mu.Lock()
-		s.closed = true
-		for c := range s.conns {
-			c.Close()
-		}
-		s.mu.Unlock()
+		s.conns.CloseAll()
 		s.cancel()
 		_ = s.ln.Close() // also unlinks the socket
 		s.wg.Wait()
@@ -246,7 +239,7 @@ func (s *Server) serve() {
 			conn.Close()
 			continue
 		}
-		if !s.track(conn) {
+		if !s.conns.Add(conn) {
 			<-s.sem
 			conn.Close()
 			return
@@ -255,29 +248,12 @@ func (s *Server) serve() {
 		go func() {
 			defer s.wg.Done()
 			defer func() { <-s.sem }()
-			defer s.untrack(conn)
+			defer s.conns.Remove(conn)
 			s.c.active.Add(1)
 			defer s.c.active.Add(-1)
 			s.serveConn(conn)
 		}()
 	}
-}
-
-func (s *Server) track(c net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.conns[c] = struct{}{}
-	return true
-}
-
-func (s *Server) untrack(c net.Conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	c.Close()
 }
 
 // serveConn reads the request, dials, answers, then relays.

@@ -56,3 +56,23 @@ func TestListenModeStaleInUse(t *testing.T) {
 		t.Error("the regular file was replaced")
 	}
 }
+
+// TestConns: CloseAll ends every tracked connection and refuses later ones.
+func TestConns(t *testing.T) {
+	var s Conns
+	a, b := net.Pipe()
+	defer b.Close()
+	if !s.Add(a) {
+		t.Fatal("Add before CloseAll refused")
+	}
+	s.CloseAll()
+	if _, err := a.Write([]byte{1}); err == nil {
+		t.Fatal("a tracked connection survived CloseAll")
+	}
+	c, d := net.Pipe()
+	defer c.Close()
+	defer d.Close()
+	if s.Add(c) {
+		t.Fatal("Add after CloseAll accepted")
+	}
+}
