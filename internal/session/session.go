@@ -148,14 +148,10 @@ type Session struct {
 	recvOnKey uint64        // packets opened under the current receive key
 	lastRecv  atomic.Uint64 // the ack field: highest seq received
 
-	// Send state, guarded by sendMu: held by the writer goroutine while it
-	// works, or by a Write sending a lone small DATA itself (direct.go).
-	// Lock order: sendMu before mu.
-	sendMu    sync.Mutex
+	// Send state, owned by the writer goroutine.
 	sealer    *seal.Protector
 	sendNext  uint64
 	sendOnKey atomic.Uint64 // packets sealed under the current send key (the idle timer reads it)
-	direct    [1][]byte     // sendDirect's one-packet batch (no allocation per write)
 
 	mu    sync.Mutex
 	chans [NumChannels]*Channel

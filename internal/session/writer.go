@@ -110,11 +110,6 @@ func (s *Session) enqueue(p outPkt, deadline time.Time) error {
 			bufpool.Put(p.buf)
 			return err
 		}
-		if s.directOKLocked(&p) && s.sendMu.TryLock() {
-			s.mu.Unlock()
-			s.sendDirect(p)
-			return nil
-		}
 		if s.out.bytes == 0 || s.out.bytes+p.n <= maxQueuedBytes {
 			s.out.push(p)
 			s.mu.Unlock()
@@ -163,15 +158,11 @@ const (
 	maxBatchBytes   = 1 << 20
 )
 
-// writeLoop owns the send keys and the send sequence (shared only with a
-// Write sending directly, under sendMu): it numbers, seals and writes
-// packets in one order, so seq order is wire order (handshake.md §4.2).
+// writeLoop owns the send keys and the send sequence: it numbers, seals
+// and writes packets in one order, so seq order is wire order
+// (handshake.md §4.2).
 func (s *Session) writeLoop() {
 	defer close(s.writerDone)
-	// The writer holds sendMu while it has work and lets go of it while
-	// it sleeps, so a Write may then send by itself (direct.go).
-	s.sendMu.Lock()
-	defer s.sendMu.Unlock()
 	defer func() { s.sealer.Close() }() // the send keys die with the writer
 	var (
 		batch     = make([][]byte, 0, maxBatchPackets)
@@ -228,9 +219,7 @@ func (s *Session) writeLoop() {
 				break
 			}
 			s.mu.Unlock()
-			s.sendMu.Unlock()
 			<-s.out.sig
-			s.sendMu.Lock()
 			s.mu.Lock()
 		}
 		if ctl != nil {
