@@ -99,7 +99,8 @@ type Config struct {
 	// OnConfigChange, if set, is told of every peer configuration event
 	// (applied, confirmed, confirmed by silence, rolled back, rejected) on
 	// either side, for the node's journal (PROTOCOL.md §7.15). It runs on
-	// the session's reader or a timer and must not block.
+	// the receive path (the session's reader, or a channel Read holding
+	// the read role: rxrole.go) or a timer and must not block.
 	OnConfigChange func(ConfigEvent)
 	// OnRekey, if set, is told of every completed rekey (the new epoch and
 	// whether this side initiated it), so the node can journal it. It runs
