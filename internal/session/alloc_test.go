@@ -16,12 +16,20 @@ func TestDataPathAllocsIntegration(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector makes sync.Pool drop buffers at random; make integration runs this test without it")
 	}
+	// Full-size packets go through the writer goroutine; 64-byte ones
+	// are sealed and written by Write itself (direct.go).
+	for _, size := range []int{MaxDataPlaintext, 64} {
+		dataPathAllocs(t, size)
+	}
+}
+
+func dataPathAllocs(t *testing.T, size int) {
 	cli, srv := sessionPair(t, Config{})
 	c, err := cli.OpenChannel(-1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg := make([]byte, MaxDataPlaintext)
+	msg := make([]byte, size)
 	got := make([]byte, len(msg))
 	if _, err := c.Write(msg); err != nil {
 		t.Fatal(err)

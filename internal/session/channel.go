@@ -27,16 +27,19 @@ type Channel struct {
 
 	readMu, writeMu sync.Mutex // one Read and one Write at a time
 
-	mu       sync.Mutex
-	rsig     chan struct{} // data, FIN, reset or deadline change
-	wsig     chan struct{} // credit, reset or deadline change
-	recv     []chunk       // received DATA; recv[rhead:] is unread
-	rhead    int
-	buffered int
-	granted  int64 // total credit this side gave the peer
-	received int64 // total DATA bytes the peer sent
-	accepted int64 // total bytes Write queued for sending
-	consumed int   // read but not yet granted back
+	mu   sync.Mutex
+	rsig chan struct{} // data, FIN, reset or deadline change
+	// waiting: a Read waits for data; rxHolding: a Read holds the read
+	// role, maybe blocked in the transport (rxrole.go).
+	waiting, rxHolding bool
+	wsig               chan struct{} // credit, reset or deadline change
+	recv               []chunk       // received DATA; recv[rhead:] is unread
+	rhead              int
+	buffered           int
+	granted            int64 // total credit this side gave the peer
+	received           int64 // total DATA bytes the peer sent
+	accepted           int64 // total bytes Write queued for sending
+	consumed           int   // read but not yet granted back
 	// pendingGrant is window not yet granted on a channel we opened
 	pendingGrant int
 	credit       int64 // bytes this side may still send
@@ -105,6 +108,9 @@ func (c *Channel) deliver(pt []byte, p *[]byte) error {
 	}
 	c.recv = append(c.recv, chunk{buf: p, data: pt})
 	c.buffered += len(pt)
+	if c.waiting && c.rdeadline.IsZero() {
+		c.s.lendAfterLocked() // handle runs under rxMu
+	}
 	g := c.pendingGrant
 	c.pendingGrant = 0
 	c.granted += int64(g)
@@ -243,7 +249,18 @@ func (c *Channel) Read(p []byte) (int, error) {
 			return 0, nil
 		}
 		c.s.readWaiting(1)
+		if deadline.IsZero() && c.readAsReader() {
+			c.s.readWaiting(-1)
+			continue
+		}
+		c.s.reclaimRole() // this Read will not read: the reader must
+		c.mu.Lock()
+		c.waiting = true
+		c.mu.Unlock()
 		err := waitFor(c.rsig, deadline, c.s.done)
+		c.mu.Lock()
+		c.waiting = false
+		c.mu.Unlock()
 		c.s.readWaiting(-1)
 		if err != nil {
 			return 0, err
@@ -302,6 +319,7 @@ func (c *Channel) Write(p []byte) (int, error) {
 			if err := c.s.Err(); err != nil {
 				return written, err
 			}
+			c.s.reclaimRole() // the credit comes in an ACK no Read fetches
 			if err := waitFor(c.wsig, deadline, c.s.done); err != nil {
 				return written, err
 			}
@@ -396,7 +414,11 @@ func (c *Channel) Close() error {
 	c.localFIN = true
 	done := c.finishedLocked()
 	c.dropRecvLocked()
+	kick := c.rxHolding
 	c.mu.Unlock()
+	if kick {
+		c.s.kickReader()
+	}
 	signal(c.rsig)
 	signal(c.wsig)
 	var err error
@@ -430,7 +452,11 @@ func (c *Channel) Reset(code wire.Code, reason string) error {
 	silent := !c.sent && !c.heard
 	done := c.finishedLocked() || silent
 	c.dropRecvLocked()
+	kick := c.rxHolding
 	c.mu.Unlock()
+	if kick {
+		c.s.kickReader()
+	}
 	signal(c.rsig)
 	signal(c.wsig)
 	var err error
@@ -453,7 +479,11 @@ func (c *Channel) SetDeadline(t time.Time) error {
 func (c *Channel) SetReadDeadline(t time.Time) error {
 	c.mu.Lock()
 	c.rdeadline = t
+	kick := c.rxHolding
 	c.mu.Unlock()
+	if kick {
+		c.s.kickReader()
+	}
 	signal(c.rsig)
 	return nil
 }

@@ -99,7 +99,8 @@ type Config struct {
 	// OnConfigChange, if set, is told of every peer configuration event
 	// (applied, confirmed, confirmed by silence, rolled back, rejected) on
 	// either side, for the node's journal (PROTOCOL.md §7.15). It runs on
-	// the session's reader or a timer and must not block.
+	// the receive path (the session's reader, or a channel Read holding
+	// the read role: rxrole.go) or a timer and must not block.
 	OnConfigChange func(ConfigEvent)
 	// OnRekey, if set, is told of every completed rekey (the new epoch and
 	// whether this side initiated it), so the node can journal it. It runs
@@ -138,20 +139,36 @@ type Session struct {
 	peer      addr.PublicKey
 	hash      [32]byte
 
-	// Receive state, owned by the reader goroutine.
-	opener    *seal.Protector
-	reliable  bool          // the transport is ordered and lossless (TCP)
-	window    seal.Window   // the replay window of a datagram transport
-	dropped   atomic.Uint64 // datagram packets dropped unauthenticated or replayed
-	mtuBytes  atomic.Int64  // the path MTU: no packet we send is larger
-	recvNext  uint64
-	recvOnKey uint64        // packets opened under the current receive key
-	lastRecv  atomic.Uint64 // the ack field: highest seq received
+	// Receive state, guarded by rxMu: held by the reader goroutine while
+	// it reads, or by a Read the role is lent to (rxrole.go).
+	rxMu       sync.Mutex
+	lent       atomic.Bool   // the role is lent to channel Reads; the reader goroutine is parked
+	lendNext   bool          // the packet being handled woke a waiting Read: lend after it
+	rxErr      error         // what a Read holding the role met, for the reader goroutine to judge
+	rxUsed     atomic.Uint64 // times a Read took the lent role
+	rxBack     chan struct{} // wakes the parked reader goroutine
+	rxTimer    *time.Timer   // the parked reader's lendCheck
+	lendCheck  atomic.Int64  // ns; defaultLendCheck
+	rdMu       sync.Mutex    // guards the transport read deadline: rdDeadline and kick
+	rdDeadline time.Time
+	kick       bool
+	opener     *seal.Protector
+	reliable   bool          // the transport is ordered and lossless (TCP)
+	window     seal.Window   // the replay window of a datagram transport
+	dropped    atomic.Uint64 // datagram packets dropped unauthenticated or replayed
+	mtuBytes   atomic.Int64  // the path MTU: no packet we send is larger
+	recvNext   uint64
+	recvOnKey  uint64        // packets opened under the current receive key
+	lastRecv   atomic.Uint64 // the ack field: highest seq received
 
-	// Send state, owned by the writer goroutine.
+	// Send state, guarded by sendMu: held by the writer goroutine while it
+	// works, or by a Write sending a lone small DATA itself (direct.go).
+	// Lock order: sendMu before mu.
+	sendMu    sync.Mutex
 	sealer    *seal.Protector
 	sendNext  uint64
 	sendOnKey atomic.Uint64 // packets sealed under the current send key (the idle timer reads it)
+	direct    [1][]byte     // sendDirect's one-packet batch (no allocation per write)
 
 	mu    sync.Mutex
 	chans [NumChannels]*Channel
@@ -242,8 +259,12 @@ func New(conn transport.Conn, est *handshake.Established, cfg Config) *Session {
 		sid: est.SID, initiator: est.Initiator, peer: est.Peer, hash: est.SessionHash,
 		recvNext: est.RecvSeq, sendNext: est.SendSeq,
 		acceptSig: make(chan struct{}, 1), done: make(chan struct{}), layer: make(chan struct{}),
-		confirmed: make(chan struct{}), writerDone: make(chan struct{}),
+		confirmed: make(chan struct{}), writerDone: make(chan struct{}), rxBack: make(chan struct{}, 1),
 	}
+	s.rxTimer = time.NewTimer(time.Hour)
+	s.rxTimer.Stop()
+	s.lendCheck.Store(int64(defaultLendCheck))
+	s.lendCheck.Store(int64(defaultLendCheck))
 	s.log = cfg.Logger.With("session", fmt.Sprintf("%x", est.SID[:4]), "peer", est.Peer.String())
 	s.lastRecv.Store(est.RecvSeq - 1)
 	s.reliable = conn.Reliable()
@@ -275,7 +296,7 @@ func New(conn transport.Conn, est *handshake.Established, cfg Config) *Session {
 		close(s.confirmed)
 		s.out.forceAck = true
 	} else {
-		_ = conn.SetReadDeadline(time.Now().Add(cfg.ConfirmTimeout))
+		s.setReadDeadline(time.Now().Add(cfg.ConfirmTimeout))
 	}
 	startTimer(&s.idle, cfg.IdleTimeout/3, s.idleTick)
 	// The first telemetry goes out at once (PROTOCOL.md §7.9 "When"); it
@@ -441,14 +462,41 @@ var errDrained = errors.New("session: drained")
 // readLoop is the receive path. Every packet is checked in the order of
 // handshake.md §4.4; state changes only after AEAD and HMAC pass.
 func (s *Session) readLoop() {
-	defer func() { s.opener.Close() }() // the receive keys die with the reader
+	defer func() {
+		// The receive keys die with the reader; no Read takes the role
+		// after this.
+		s.rxMu.Lock()
+		s.lent.Store(false)
+		s.opener.Close()
+		s.rxMu.Unlock()
+	}()
 	for {
+		if s.lent.Load() && !s.waitRoleBack() {
+			return
+		}
+		s.rxMu.Lock()
+		if err := s.rxErr; err != nil {
+			s.rxMu.Unlock()
+			s.readFailed(err) // met by a Read that held the role
+			return
+		}
 		p, err := s.conn.ReadPacket()
 		if err != nil {
+			s.rxMu.Unlock()
+			if s.kicked(err) {
+				continue // meant for a Read that has left
+			}
 			s.readFailed(err)
 			return
 		}
-		if err := s.handle(p); err == errDrained {
+		s.lendNext = false
+		err = s.handle(p)
+		if err == nil && s.lendNext {
+			s.lent.Store(true)
+		}
+		s.lendNext = false
+		s.rxMu.Unlock()
+		if err == errDrained {
 			s.readFailed(err)
 			return
 		} else if err != nil && err != errClosing {
@@ -666,7 +714,7 @@ func (s *Session) authenticated(b, pt []byte) ([]byte, error) {
 	s.stats.pktIn.Add(1)
 	if !s.isConfirmed() {
 		close(s.confirmed) // event 2: the client is authenticated
-		_ = s.conn.SetReadDeadline(time.Time{})
+		s.setReadDeadline(time.Time{})
 		s.log.Debug("client confirmed")
 	}
 	return pt, nil
@@ -898,6 +946,7 @@ func (s *Session) AcceptChannel(ctx context.Context) (*Channel, error) {
 		if err != nil {
 			return nil, err
 		}
+		s.reclaimRole() // a new channel arrives in a packet no Read fetches
 		select {
 		case <-s.acceptSig:
 		case <-s.done:

@@ -110,6 +110,11 @@ func (s *Session) enqueue(p outPkt, deadline time.Time) error {
 			bufpool.Put(p.buf)
 			return err
 		}
+		if s.directOKLocked(&p) && s.sendMu.TryLock() {
+			s.mu.Unlock()
+			s.sendDirect(p)
+			return nil
+		}
 		if s.out.bytes == 0 || s.out.bytes+p.n <= maxQueuedBytes {
 			s.out.push(p)
 			s.mu.Unlock()
@@ -158,11 +163,15 @@ const (
 	maxBatchBytes   = 1 << 20
 )
 
-// writeLoop owns the send keys and the send sequence: it numbers, seals
-// and writes packets in one order, so seq order is wire order
-// (handshake.md §4.2).
+// writeLoop owns the send keys and the send sequence (shared only with a
+// Write sending directly, under sendMu): it numbers, seals and writes
+// packets in one order, so seq order is wire order (handshake.md §4.2).
 func (s *Session) writeLoop() {
 	defer close(s.writerDone)
+	// The writer holds sendMu while it has work and lets go of it while
+	// it sleeps, so a Write may then send by itself (direct.go).
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
 	defer func() { s.sealer.Close() }() // the send keys die with the writer
 	var (
 		batch     = make([][]byte, 0, maxBatchPackets)
@@ -219,7 +228,9 @@ func (s *Session) writeLoop() {
 				break
 			}
 			s.mu.Unlock()
+			s.sendMu.Unlock()
 			<-s.out.sig
+			s.sendMu.Lock()
 			s.mu.Lock()
 		}
 		if ctl != nil {
@@ -386,7 +397,7 @@ func (s *Session) writeFailed(err error) {
 func (s *Session) afterClose() {
 	type closeWriter interface{ CloseWrite() error }
 	if cw, ok := s.conn.(closeWriter); ok && cw.CloseWrite() == nil {
-		_ = s.conn.SetReadDeadline(time.Now().Add(DefaultDrainTimeout))
+		s.setReadDeadline(time.Now().Add(DefaultDrainTimeout))
 		return
 	}
 	s.fail(s.localCloseErr())

@@ -28,8 +28,12 @@ type TCPConn struct {
 	rd   *bufio.Reader // every read goes through it: see readBuffer
 	path handshake.Path
 	hdr  [wire.HeaderLen]byte
-	out  net.Buffers
-	wv   net.Buffers // what writev still has to send of out
+	// A ReadPacket cut short by a read deadline resumes where it stopped:
+	// hdrN header bytes read, then pkt filled up to pktN.
+	hdrN, pktN int
+	pkt        *[]byte
+	out        net.Buffers
+	wv         net.Buffers // what writev still has to send of out
 }
 
 // NewTCPConn wraps an established TCP connection. isServer says which end
@@ -63,27 +67,44 @@ func mapped(a net.Addr) netip.AddrPort {
 // ReadPacket reads one frame. The payload length is bounded by the 16-bit
 // field itself (at most 65535) and must cover at least the AEAD tag: after
 // the handshake every packet is sealed. The buffer is sized from the
-// length, never larger than one packet.
+// length, never larger than one packet. A read ended by a deadline keeps
+// what it read, and the next call continues the same frame: a session
+// uses a past deadline to take a blocked read back without losing the
+// stream's framing.
 func (t *TCPConn) ReadPacket() (*[]byte, error) {
-	if _, err := io.ReadFull(t.rd, t.hdr[:]); err != nil {
-		return nil, err
-	}
-	if wire.PacketVersion(t.hdr[:]) != wire.Version1 {
-		return nil, fmt.Errorf("%w: version %d", ErrFrame, wire.PacketVersion(t.hdr[:]))
-	}
-	n := wire.PayloadLen(t.hdr[:])
-	if n < wire.TagLen {
-		return nil, fmt.Errorf("%w: payload length %d below the %d-byte tag", ErrFrame, n, wire.TagLen)
-	}
-	p := bufpool.Get(wire.HeaderLen + n)
-	copy(*p, t.hdr[:])
-	if _, err := io.ReadFull(t.rd, (*p)[wire.HeaderLen:]); err != nil {
-		bufpool.Put(p)
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	for t.hdrN < wire.HeaderLen {
+		n, err := t.rd.Read(t.hdr[t.hdrN:])
+		t.hdrN += n
+		if err != nil && t.hdrN < wire.HeaderLen {
+			if err == io.EOF && t.hdrN > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
 		}
-		return nil, err
 	}
+	if t.pkt == nil {
+		if wire.PacketVersion(t.hdr[:]) != wire.Version1 {
+			return nil, fmt.Errorf("%w: version %d", ErrFrame, wire.PacketVersion(t.hdr[:]))
+		}
+		n := wire.PayloadLen(t.hdr[:])
+		if n < wire.TagLen {
+			return nil, fmt.Errorf("%w: payload length %d below the %d-byte tag", ErrFrame, n, wire.TagLen)
+		}
+		t.pkt = bufpool.Get(wire.HeaderLen + n)
+		t.pktN = copy(*t.pkt, t.hdr[:])
+	}
+	p := t.pkt
+	for t.pktN < len(*p) {
+		n, err := t.rd.Read((*p)[t.pktN:])
+		t.pktN += n
+		if err != nil && t.pktN < len(*p) {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	t.pkt, t.hdrN, t.pktN = nil, 0, 0
 	return p, nil
 }
 
