@@ -91,6 +91,13 @@ func (s *Session) VerifyIntegrity(ctx context.Context) error {
 	case err := <-ch:
 		return err
 	case <-s.done:
+		// A wrong proof settles the waiters and then ends the session:
+		// when both are ready, the verdict is the answer, not the close.
+		select {
+		case err := <-ch:
+			return err
+		default:
+		}
 		return s.Err()
 	case <-ctx.Done():
 		return ctx.Err()
