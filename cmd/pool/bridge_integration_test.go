@@ -140,22 +140,8 @@ func checkNoBridgeErrors(t *testing.T, s *ncIntegrationSetup, ctlIn, ctlOut stri
 	t.Helper()
 	// The program has exited; its last connections may still be closing
 	// through the bridge, but none may stay open.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var open int64
-		for _, ctl := range []string{ctlIn, ctlOut} {
-			for _, r := range bridgeStats(t, s, ctl, false) {
-				open += r.Active
-			}
-		}
-		if open == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("%d bridged connections still open 10 s after the program exited", open)
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	if open := waitBridgesIdle(t, s, ctlIn, ctlOut); open != 0 {
+		t.Errorf("%d bridged connections still open 10 s after the program exited", open)
 	}
 	in := bridgeStats(t, s, ctlIn, true)
 	if len(in) != 1 || in[0].Errors != 0 || in[0].Refused != 0 || in[0].Conns < minConns {
@@ -471,19 +457,25 @@ func TestBridgeIntegrationKilledNginx(t *testing.T) {
 		t.Fatalf("curl still running 30 s after nginx was killed")
 	}
 	// Nothing stays open on either side of the bridge.
+	if open := waitBridgesIdle(t, s, ctlIn, ctlOut); open != 0 {
+		t.Fatalf("%d bridged connections still open 10 s after the target died", open)
+	}
+}
+
+// waitBridgesIdle waits up to 10 s for both sides of the bridge to carry
+// no connection, and returns how many are still open.
+func waitBridgesIdle(t *testing.T, s *ncIntegrationSetup, ctls ...string) int64 {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var open int64
-		for _, ctl := range []string{ctlIn, ctlOut} {
+		for _, ctl := range ctls {
 			for _, r := range bridgeStats(t, s, ctl, false) {
 				open += r.Active
 			}
 		}
-		if open == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d bridged connections still open after the target died", open)
+		if open == 0 || time.Now().After(deadline) {
+			return open
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -77,7 +77,6 @@ type controlServer struct {
 	ln      *net.UnixListener
 	handle  func(Request) (any, error)
 	log     *slog.Logger
-	sem     chan struct{}
 	wg      sync.WaitGroup
 	conns   unixsock.Conns
 	closeMu sync.Once
@@ -94,8 +93,9 @@ func listenControl(path string, handle func(Request) (any, error), log *slog.Log
 	case err != nil:
 		return nil, fmt.Errorf("control socket %s: %v", path, err)
 	}
-	return &controlServer{path: path, ln: ln, handle: handle, log: log,
-		sem: make(chan struct{}, maxControlConns)}, nil
+	c := &controlServer{path: path, ln: ln, handle: handle, log: log}
+	c.conns.Max = maxControlConns
+	return c, nil
 }
 
 // ServeControl serves the control protocol on a new socket at path, as the
@@ -133,23 +133,19 @@ func (c *controlServer) serve() {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		select {
-		case c.sem <- struct{}{}:
-		default:
+		switch err := c.conns.Add(conn); {
+		case errors.Is(err, unixsock.ErrBusy):
 			_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
 			_ = writeResponse(conn, nil, errors.New("busy: too many control connections"))
 			conn.Close()
 			continue
-		}
-		if !c.conns.Add(conn) {
-			<-c.sem
+		case err != nil:
 			conn.Close()
 			return
 		}
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			defer func() { <-c.sem }()
 			defer c.conns.Remove(conn)
 			c.serveConn(conn)
 		}()

@@ -17,6 +17,7 @@ import (
 	"github.com/pool-go/pool/internal/bufpool"
 	"github.com/pool-go/pool/internal/handshake"
 	"github.com/pool-go/pool/internal/seal"
+	"github.com/pool-go/pool/internal/testutil"
 	"github.com/pool-go/pool/internal/transport"
 	"github.com/pool-go/pool/internal/wire"
 )
@@ -60,22 +61,8 @@ func handshakePair(t *testing.T) (cli, srv *handshake.Established) {
 // tcpPair returns the two ends of a loopback TCP connection.
 func tcpPair(t *testing.T) (client, server *transport.TCPConn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := <-accepted
-	client, server = transport.NewTCPConn(c.(*net.TCPConn), false), transport.NewTCPConn(sc.(*net.TCPConn), true)
+	c, sc := testutil.TCPPair(t)
+	client, server = transport.NewTCPConn(c, false), transport.NewTCPConn(sc, true)
 	t.Cleanup(func() { client.Close(); server.Close() })
 	return client, server
 }

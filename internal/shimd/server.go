@@ -112,7 +112,6 @@ type Server struct {
 	ln     *net.UnixListener
 	ctx    context.Context
 	cancel context.CancelFunc
-	sem    chan struct{}
 	c      counters
 
 	conns unixsock.Conns
@@ -170,8 +169,8 @@ func Listen(cfg Config) (*Server, error) {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, ln: ln, ctx: ctx, cancel: cancel,
-		sem: make(chan struct{}, cfg.MaxConns)}
+	s := &Server{cfg: cfg, ln: ln, ctx: ctx, cancel: cancel}
+	s.conns.Max = cfg.MaxConns
 	s.wg.Add(1)
 	go s.serve()
 	return s, nil
@@ -230,24 +229,20 @@ func (s *Server) serve() {
 			continue
 		}
 		s.c.accepted.Add(1)
-		select {
-		case s.sem <- struct{}{}:
-		default:
+		switch err := s.conns.Add(conn); {
+		case errors.Is(err, unixsock.ErrBusy):
 			s.c.busy.Add(1)
 			_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
 			_, _ = conn.Write(EncodeResponse(StatusFailed, fmt.Sprintf("busy: %d shim connections already", s.cfg.MaxConns)))
 			conn.Close()
 			continue
-		}
-		if !s.conns.Add(conn) {
-			<-s.sem
+		case err != nil:
 			conn.Close()
 			return
 		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer func() { <-s.sem }()
 			defer s.conns.Remove(conn)
 			s.c.active.Add(1)
 			defer s.c.active.Add(-1)

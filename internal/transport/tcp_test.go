@@ -3,11 +3,11 @@ package transport
 import (
 	"bytes"
 	"errors"
-	"net"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/pool-go/pool/internal/testutil"
 	"github.com/pool-go/pool/internal/wire"
 )
 
@@ -16,26 +16,8 @@ import (
 // the whole packet. A session relies on it to take a blocked read back
 // (session/rxrole.go); a lost byte would desynchronise the stream.
 func TestReadPacketResumesAfterDeadline(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	raw, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	sc := <-accepted
-	if sc == nil {
-		t.Fatal("accept failed")
-	}
-	c := NewTCPConn(sc.(*net.TCPConn), true)
+	raw, sc := testutil.TCPPair(t)
+	c := NewTCPConn(sc, true)
 	defer c.Close()
 
 	const payload = 100

@@ -57,13 +57,20 @@ func TestListenModeStaleInUse(t *testing.T) {
 	}
 }
 
-// TestConns: CloseAll ends every tracked connection and refuses later ones.
+// TestConns: Add refuses past Max; CloseAll ends every tracked connection
+// and refuses later ones.
 func TestConns(t *testing.T) {
-	var s Conns
+	s := Conns{Max: 1}
 	a, b := net.Pipe()
 	defer b.Close()
-	if !s.Add(a) {
-		t.Fatal("Add before CloseAll refused")
+	if err := s.Add(a); err != nil {
+		t.Fatalf("Add before CloseAll: %v", err)
+	}
+	e, f := net.Pipe()
+	defer e.Close()
+	defer f.Close()
+	if err := s.Add(e); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Add past Max: %v, want ErrBusy", err)
 	}
 	s.CloseAll()
 	if _, err := a.Write([]byte{1}); err == nil {
@@ -72,7 +79,7 @@ func TestConns(t *testing.T) {
 	c, d := net.Pipe()
 	defer c.Close()
 	defer d.Close()
-	if s.Add(c) {
-		t.Fatal("Add after CloseAll accepted")
+	if err := s.Add(c); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Add after CloseAll: %v, want ErrClosed", err)
 	}
 }
